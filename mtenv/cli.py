@@ -1,0 +1,190 @@
+"""The ``mtenv`` command line.
+
+    mtenv run --scenario quickstart --policy random --episodes 3 --seed 0 [--json]
+    mtenv zoo train [--out DIR]         retrain the model zoo (deterministic recipe)
+    mtenv zoo card [--out DIR]          regenerate the zoo card from the shipped weights
+    mtenv perf [--steps N] [--json]     step-rate benchmark against CartPole-v1
+
+Bad input (an unknown scenario or policy, an invalid scenario file) prints one message naming
+what is wrong and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """A user error: printed as one message, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    from mtenv.scenario import ScenarioError
+    from mtenv.zoo import ZooError
+
+    try:
+        return args.handler(args)
+    except (CliError, ScenarioError, ZooError) as exc:
+        print(f"mtenv: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtenv", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(title="commands")
+
+    run = commands.add_parser("run", help="run a policy on a scenario and print its metrics")
+    run.add_argument("--scenario", default="quickstart", help="shipped name or YAML path")
+    run.add_argument("--policy", default="random", help="policy name (random, round-robin)")
+    run.add_argument("--episodes", type=_positive_int, default=3)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--inference",
+        choices=["live", "memoized"],
+        default=None,
+        help="override the scenario's inference mode",
+    )
+    run.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default=None,
+        help="where the models run (default: the scenario's)",
+    )
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    run.set_defaults(handler=_cmd_run)
+
+    zoo = commands.add_parser("zoo", help="the model zoo: train it, regenerate its card")
+    zoo_commands = zoo.add_subparsers(title="zoo commands")
+    train = zoo_commands.add_parser("train", help="train every zoo model (deterministic)")
+    train.add_argument("--out", default=None, help="folder for the weights (default: the package)")
+    train.add_argument("--models", nargs="*", default=None, help="only these models")
+    train.set_defaults(handler=_cmd_zoo_train)
+    card = zoo_commands.add_parser("card", help="evaluate the shipped weights, write the card")
+    card.add_argument("--out", default=None, help="folder for CARD.md / card.json")
+    card.set_defaults(handler=_cmd_zoo_card)
+
+    perf = commands.add_parser("perf", help="step rate versus CartPole-v1, live and memoized")
+    perf.add_argument("--scenario", default="quickstart")
+    perf.add_argument("--steps", type=_positive_int, default=20_000)
+    perf.add_argument("--repeats", type=_positive_int, default=3)
+    perf.add_argument("--json", action="store_true")
+    perf.set_defaults(handler=_cmd_perf)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+# --- run -----------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mtenv.agents import make_policy
+    from mtenv.env import TaskAllocationEnv
+    from mtenv.evaluation import evaluate_policy, summarize_runs
+
+    try:
+        policy = make_policy(args.policy, seed=args.seed)
+    except ValueError as exc:
+        raise CliError(f"--policy: {exc}") from None
+    env = TaskAllocationEnv(args.scenario, inference=args.inference, device=args.device)
+
+    def progress(i: int, metrics: dict[str, Any]) -> None:
+        print(
+            f"episode {i + 1}/{args.episodes}: return {metrics['episode_return']:.2f}, "
+            f"effective accuracy {metrics['effective_accuracy']:.3f}",
+            file=sys.stderr,
+        )
+
+    runs = evaluate_policy(env, policy, args.episodes, seed=args.seed, progress=progress)
+    env.close()
+    summary = summarize_runs(runs)
+    if args.json:
+        payload = {
+            "scenario": env.scenario.name,
+            "policy": args.policy,
+            "episodes": args.episodes,
+            "seed": args.seed,
+            "inference": env.engine.mode,
+            "metrics": {k: _json_float(s.mean) for k, s in summary.items()},
+            "ci95": {k: _json_float(s.ci95) for k, s in summary.items()},
+        }
+        print(json.dumps(payload, indent=2, sort_keys=False))
+    else:
+        print(_metrics_table(env.scenario.name, args.policy, args.episodes, summary))
+    return 0
+
+
+def _json_float(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 6)
+
+
+def _metrics_table(scenario: str, policy: str, episodes: int, summary: dict) -> str:
+    from mtenv.evaluation import HEADLINE_METRICS
+
+    rows = [k for k in HEADLINE_METRICS if k in summary]
+    rows += sorted(k for k in summary if k.startswith(("utilization.", "plan_mix.")))
+    width = max(len(k) for k in rows)
+    lines = [
+        f"scenario {scenario} · policy {policy} · {episodes} episode(s): mean ± 95% CI",
+        f"{'metric'.ljust(width)}  {'mean':>12}  {'± ci95':>10}",
+    ]
+    for key in rows:
+        s = summary[key]
+        ci = "" if math.isnan(s.ci95) else f"{s.ci95:10.4g}"
+        lines.append(f"{key.ljust(width)}  {s.mean:12.4g}  {ci:>10}")
+    return "\n".join(lines)
+
+
+# --- zoo -----------------------------------------------------------------------------------
+
+
+def _cmd_zoo_train(args: argparse.Namespace) -> int:
+    from mtenv.zoo import train_zoo
+
+    paths = train_zoo(out_dir=args.out, names=args.models)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _cmd_zoo_card(args: argparse.Namespace) -> int:
+    from mtenv.zoo import write_card
+
+    for path in write_card(out_dir=args.out):
+        print(path)
+    return 0
+
+
+# --- perf ----------------------------------------------------------------------------------
+
+
+def _cmd_perf(args: argparse.Namespace) -> int:
+    from mtenv.perf import format_report, run_perf
+
+    report = run_perf(args.scenario, steps=args.steps, repeats=args.repeats)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""The Gymnasium environment: allocate each arriving inference task to a (plan, device) pair."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from mtenv.inference import InferenceEngine
+from mtenv.reward import TaskReward
+from mtenv.scenario import Scenario, load_scenario
+from mtenv.simulator import Simulator
+from mtenv.types import Task, TaskStatus
+from mtenv.workload import task_generator
+from mtenv.zoo import N_LEVELS, serving_pool
+
+_MISS_EWMA = 0.05  # weight of the newest settled task in the recent SLO-miss rate (~20 tasks)
+
+
+class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
+    """Route a stream of inference tasks to real PyTorch models on a simulated GPU cluster.
+
+    ## Description
+
+    Tasks (real 8×8 digit images, some corrupted to make them hard) arrive by the scenario's
+    arrival process. At each arrival the agent picks a plan (which of the zoo's models serve the
+    task) and a device, or rejects the task. Devices batch their queues dynamically, load models
+    on demand (evicting the least recently used when memory is short), and run each batch as one
+    real batched forward pass: whether a task is answered correctly is decided by the real model
+    on the real input. Simulated time comes from per-(model, device) latency profiles, so episodes
+    are deterministic for a seed.
+
+    ## Action Space
+
+    ``Discrete(n_plans · n_devices + 1)``: action ``p · n_devices + d`` serves the task with plan
+    ``p`` on device ``d``; the last action rejects it. ``env.unwrapped.action_labels`` names every
+    action. The valid actions are given as an ``np.int8`` mask in ``info["action_mask"]`` and as
+    booleans by :meth:`action_masks` (for sb3-contrib's MaskablePPO). A plan is invalid on a
+    device whose memory cannot hold its models, for a task type it does not serve, or while the
+    device's queue is full. Reject is always valid. An invalid action does not raise: the task is
+    rejected and the step costs the scenario's ``invalid_action`` penalty on top.
+
+    ## Observation Space
+
+    A flat ``Box(0, clip, float32)`` whose entries are named by ``env.unwrapped.feature_names``:
+
+    * ``task.type=<name>`` one-hot; ``task.priority`` (weight ÷ largest weight);
+      ``task.difficulty`` (corruption level ÷ hardest level);
+    * per device ``<dev>.queue`` (queued tasks ÷ max batch), ``<dev>.wait`` (expected wait ÷ the
+      task's SLO), ``<dev>.free_memory`` (fraction), ``<dev>.resident=<model>`` (0/1),
+      ``<dev>.utilization`` (busy fraction, exponentially averaged over ``ewma_tau_s``);
+    * per action ``est:<plan>@<dev>``: expected completion time of the task under that action
+      (wait + missing weight loads + batch latency) ÷ the task's SLO, so ≤ 1 means on time;
+    * ``load.arrival_rate`` (recent arrivals per second ÷ the process's mean rate),
+      ``load.slo_miss`` (recent fraction of late completions), ``episode.progress``.
+
+    ## Rewards
+
+    Given when a task's fate is settled, at the step after it happens (a rejection at once):
+    ``priority × correct`` for an on-time right answer (``late_credit`` of that if late), minus
+    the scenario's latency, SLO-miss, cost and energy penalties; ``-reject × priority`` for a
+    rejection. See :class:`mtenv.reward.TaskReward`.
+
+    ## Starting State
+
+    Empty queues; devices hold the models the scenario lists as ``resident``. The first task has
+    arrived.
+
+    ## Episode End
+
+    The episode is truncated once the scenario's ``episode_tasks`` tasks have arrived and been
+    decided. The tasks still queued or running are then served to completion and their rewards
+    credited in that last step, so every task ends completed (on time or late), dropped or
+    rejected. It never terminates. ``info["metrics"]`` then holds the episode's metrics
+    (accuracy, effective accuracy, SLO attainment, latency percentiles, throughput, goodput,
+    reject rate, cost, energy, utilisation, plan mix, ...) and ``episode_return``.
+
+    ## Arguments
+
+    * ``scenario``: a shipped scenario name (``"quickstart"``), a YAML path, or a
+      :class:`~mtenv.scenario.Scenario`.
+    * ``render_mode``: ``None`` or ``"ansi"`` (a text snapshot of the cluster).
+    * ``inference``: ``"live"`` (real forward passes at every batch) or ``"memoized"`` (each pool
+      input's outputs cached per model; identical trajectories); ``None`` takes the scenario's.
+    * ``device``: where the models really run, ``"cpu"`` or ``"cuda"``; ``None`` takes the
+      scenario's.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 30}  # noqa: RUF012 (Gymnasium's API)
+
+    def __init__(
+        self,
+        scenario: str | Path | Scenario = "quickstart",
+        render_mode: str | None = None,
+        inference: str | None = None,
+        device: str | None = None,
+    ):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode: expected one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.render_mode = render_mode
+        pool = serving_pool()
+        mode = inference or self.scenario.inference.mode
+        self.engine = InferenceEngine(
+            list(self.scenario.models),
+            pool,
+            mode=mode,
+            device=device or self.scenario.inference.device,
+        )
+        self.sim = Simulator(self.scenario, task_generator(self.scenario, pool), self.engine)
+        self.reward_fn = TaskReward(self.scenario.reward)
+
+        sim = self.sim
+        self.n_plans, self.n_devices = len(sim.plans), len(sim.specs)
+        self.reject_action = self.n_plans * self.n_devices
+        self.action_space = spaces.Discrete(self.reject_action + 1)
+        self.action_labels = [
+            f"{plan.name}@{dev}" for plan in sim.plans for dev in sim.device_names
+        ] + ["reject"]
+        self.feature_names = self._feature_names()
+        self.clip = float(self.scenario.observation.clip)
+        self.observation_space = spaces.Box(
+            0.0, self.clip, shape=(len(self.feature_names),), dtype=np.float32
+        )
+        self._tau = self.scenario.observation.ewma_tau_s
+        self._max_batch = np.array(
+            [e.max_batch for e in self.scenario.device_entries()], dtype=float
+        )
+        self._max_queue = np.array([e.max_queue for e in self.scenario.device_entries()])
+        self._max_priority = float(sim.generator.priority_weights.max())
+        self._mean_rate = sim.generator.arrivals.mean_rate
+        self._static_ok = sim.plan_serves.T[:, :, None] & sim.plan_fits[None, :, :]  # [T, P, D]
+        self._task: Task | None = None
+        self._done = True
+
+    # --- Gymnasium API -----------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._task = self.sim.reset(self.np_random)
+        self._done = False
+        self._return = 0.0
+        self._steps = 0
+        self._last_time = 0.0
+        self._last_busy = np.zeros(self.n_devices)
+        self._util = np.zeros(self.n_devices)
+        self._rate = self._mean_rate
+        self._last_arrival = self._task.arrival
+        self._miss = 0.0
+        self._last_action = -1
+        obs = self._observation()
+        return obs, {"action_mask": self._mask_int8()}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._done or self._task is None:
+            raise RuntimeError("step() called on a finished episode: call reset() first")
+        task, sim = self._task, self.sim
+        action = int(action)
+        self._last_action = action
+        invalid = not self._valid(action, task)
+        if invalid or action == self.reject_action:
+            sim.reject(task, invalid=invalid)
+        else:
+            sim.dispatch(task, action // self.n_devices, action % self.n_devices)
+        self._steps += 1
+
+        next_task = sim.advance()
+        truncated = next_task is None
+        if truncated:
+            sim.drain()
+            self._done = True
+        else:
+            self._track_load(next_task)
+            self._task = next_task
+
+        reward = 0.0
+        for done in sim.take_finished():
+            reward += self.reward_fn(done)
+            if done.status is not TaskStatus.REJECTED:
+                self._miss += _MISS_EWMA * (done.finished > done.deadline) - _MISS_EWMA * self._miss
+        self._return += reward
+
+        obs = self._observation()
+        info: dict[str, Any] = {"action_mask": self._mask_int8(), "invalid_action": invalid}
+        if truncated:
+            info["metrics"] = {**sim.episode_metrics(), "episode_return": self._return}
+        return obs, reward, False, truncated, info
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean mask of the valid actions for the task being decided (reject always valid)."""
+        mask = np.zeros(self.action_space.n, dtype=bool)
+        mask[self.reject_action] = True
+        if self._done or self._task is None:
+            return mask
+        ok = self._static_ok[self._task.type] & (self.sim.queue_len < self._max_queue)[None, :]
+        mask[: self.reject_action] = ok.ravel()
+        return mask
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'.")
+            return None
+        return self._ansi()
+
+    def close(self) -> None:
+        """Nothing to release yet; safe to call any number of times."""
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _valid(self, action: int, task: Task) -> bool:
+        if action == self.reject_action:
+            return True
+        if not 0 <= action < self.reject_action:
+            return False
+        return self.sim.can_run(action // self.n_devices, action % self.n_devices, task.type)
+
+    def _mask_int8(self) -> np.ndarray:
+        return self.action_masks().astype(np.int8)
+
+    def _track_load(self, task: Task) -> None:
+        """Exponentially decayed arrival rate: each arrival adds 1/τ, decaying with time."""
+        dt = task.arrival - self._last_arrival
+        self._rate = self._rate * math.exp(-dt / self._tau) + 1.0 / self._tau
+        self._last_arrival = task.arrival
+
+    def _feature_names(self) -> list[str]:
+        sim = self.sim
+        names = [f"task.type={t}" for t in sim.task_types]
+        names += ["task.priority", "task.difficulty"]
+        for dev in sim.device_names:
+            names += [f"{dev}.queue", f"{dev}.wait", f"{dev}.free_memory"]
+            names += [f"{dev}.resident={m}" for m in sim.models]
+            names.append(f"{dev}.utilization")
+        names += [f"est:{label}" for label in self.action_labels[:-1]]
+        names += ["load.arrival_rate", "load.slo_miss", "episode.progress"]
+        return names
+
+    def _observation(self) -> np.ndarray:
+        sim, task = self.sim, self._task
+        n_types, n_dev, n_models = len(sim.task_types), self.n_devices, len(sim.models)
+        slo = max(task.deadline - task.arrival, 1e-9)
+        obs = np.zeros(len(self.feature_names), dtype=np.float64)
+        obs[task.type] = 1.0
+        obs[n_types] = task.priority / self._max_priority
+        obs[n_types + 1] = task.difficulty / max(N_LEVELS - 1, 1)
+
+        wait = sim.expected_wait()
+        now = sim.now
+        busy = sim.busy_time()
+        dt = now - self._last_time
+        if dt > 0:
+            decay = math.exp(-dt / self._tau)
+            self._util = self._util * decay + (busy - self._last_busy) / dt * (1.0 - decay)
+            self._last_time, self._last_busy = now, busy
+        per_dev = np.empty((n_dev, 4 + n_models))
+        per_dev[:, 0] = sim.queue_len / self._max_batch
+        per_dev[:, 1] = wait / slo
+        per_dev[:, 2] = sim.free_memory()
+        per_dev[:, 3 : 3 + n_models] = sim.resident
+        per_dev[:, 3 + n_models] = self._util
+        start = n_types + 2
+        obs[start : start + per_dev.size] = per_dev.ravel()
+        start += per_dev.size
+        est = (wait[None, :] + sim.missing_load_s() + sim.plan_alpha + sim.plan_beta) / slo
+        obs[start : start + est.size] = est.ravel()
+        start += est.size
+        obs[start] = self._rate / self._mean_rate if self._mean_rate > 0 else 0.0
+        obs[start + 1] = self._miss
+        obs[start + 2] = sim.arrived / sim.episode_tasks
+        np.clip(obs, 0.0, self.clip, out=obs)
+        return obs.astype(np.float32)
+
+    def _ansi(self) -> str:
+        sim, task = self.sim, self._task
+        lines = [
+            f"{self.scenario.name}  t={sim.now * 1e3:9.2f} ms  "
+            f"tasks={sim.arrived}/{sim.episode_tasks}"
+        ]
+        if task is not None and not self._done:
+            lines.append(
+                f"deciding task {task.id}: type={sim.task_types[task.type]} "
+                f"difficulty={task.difficulty} priority={task.priority:g} "
+                f"slo={1e3 * (task.deadline - task.arrival):.1f} ms"
+            )
+        if self._last_action >= 0:
+            lines.append(f"last action: {self.action_labels[self._last_action]}")
+        for dev in sim.devices:
+            resident = ",".join(sim.models[m] for m in dev.resident) or "-"
+            state = "busy" if dev.busy else "idle"
+            lines.append(
+                f"  {dev.name:>12} [{state}] queue={dev.n_queued:3d} "
+                f"mem={dev.used_bytes / dev.spec.memory_bytes:5.1%} resident={resident}"
+            )
+        return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""The reward function object: what a finished task is worth to the allocator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mtenv.scenario import RewardConfig
+from mtenv.types import Task, TaskStatus
+
+
+@dataclass(frozen=True)
+class TaskReward:
+    """Scores a task once its fate is known, with the scenario's weights.
+
+    * completed: ``priority · correct_weight · [answer right] · (1 on time, else late_credit)``
+      minus ``latency_per_s · latency`` minus ``slo_miss`` if late minus the task's share of
+      device cost (``cost_per_usd``) and busy energy (``energy_per_j``);
+    * dropped (deadline passed while queued): ``-(slo_miss + latency_per_s · waited)`` minus the
+      cost it incurred (none: it never ran);
+    * rejected: ``-reject · priority``; an invalid action also costs ``invalid_action``.
+    """
+
+    weights: RewardConfig
+
+    def __call__(self, task: Task) -> float:
+        w = self.weights
+        if task.status is TaskStatus.REJECTED:
+            return -w.reject * task.priority - (w.invalid_action if task.invalid_action else 0.0)
+        if task.status is TaskStatus.DROPPED:
+            return -w.slo_miss - w.latency_per_s * (task.finished - task.arrival)
+        on_time = task.finished <= task.deadline
+        credit = 1.0 if on_time else w.late_credit
+        value = task.priority * w.correct * credit if task.answer == task.label else 0.0
+        value -= w.latency_per_s * (task.finished - task.arrival)
+        value -= 0.0 if on_time else w.slo_miss
+        return value - w.cost_per_usd * task.cost_usd - w.energy_per_j * task.energy_j

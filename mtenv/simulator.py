@@ -1,0 +1,519 @@
+"""The discrete-event simulator of a serving cluster.
+
+Simulated time moves from event to event: the next task arrival (from the task generator) or the
+earliest entry of a heap of device events (a batch or a weight load finishing, a batching timer
+expiring). The allocator is asked for a decision at every arrival; between decisions the simulator
+runs every event that falls before the next arrival.
+
+Each device serves one batch at a time. Its queue is split by plan, because one batch runs one
+plan's models on all its tasks. When the device is free it starts the plan queue whose oldest task
+has waited longest among the *ready* ones: a queue is ready once it holds ``max_batch`` tasks or
+its oldest task has waited ``batch_timeout`` (dynamic batching, as Triton and Clipper do). If a
+model of that plan is not resident, the device first loads it (cold start), evicting the least
+recently used models that the plan does not need. At batch start the plan's real models run one
+batched forward pass on the batch's real inputs; the batch finishes ``alpha + beta · b`` seconds
+later, when its tasks are completed and their metrics recorded.
+
+The simulator imports nothing from Gymnasium, pygame or any RL library: the env adapts it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import OrderedDict, deque
+
+import numpy as np
+
+from mtenv.inference import InferenceEngine
+from mtenv.metrics import EpisodeMetrics
+from mtenv.plans import Plan
+from mtenv.profiles import LatencyProfile, derive_profile
+from mtenv.scenario import Scenario
+from mtenv.types import Task, TaskStatus
+from mtenv.workload import TaskGenerator
+from mtenv.zoo import model_stats
+
+_DONE, _WAKE = 0, 1
+N_CLASSES = 10
+
+
+class DeviceState:
+    """A device's runtime state: queues, the activity in flight, resident models, usage."""
+
+    __slots__ = (
+        "activity_plan",
+        "batch",
+        "busy",
+        "busy_since",
+        "busy_until",
+        "index",
+        "loading",
+        "max_batch",
+        "max_queue",
+        "n_queued",
+        "name",
+        "pending_cost",
+        "pending_energy",
+        "queues",
+        "resident",
+        "spec",
+        "timeout_s",
+        "usage",
+        "used_bytes",
+        "wake_at",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        name: str,
+        spec,
+        max_batch: int,
+        timeout_s: float,
+        max_queue: int,
+        n_plans: int,
+    ):
+        self.index = index
+        self.name = name
+        self.spec = spec
+        self.max_batch = max_batch
+        self.timeout_s = timeout_s
+        self.max_queue = max_queue
+        self.queues: list[deque[Task]] = [deque() for _ in range(n_plans)]
+        self.n_queued = 0
+        self.busy = False
+        self.busy_since = 0.0
+        self.busy_until = 0.0
+        self.batch: list[Task] = []
+        self.activity_plan = -1
+        self.loading = -1
+        self.resident: OrderedDict[int, None] = OrderedDict()
+        self.used_bytes = 0.0
+        self.wake_at = math.inf
+        self.pending_cost = 0.0
+        self.pending_energy = 0.0
+        self.usage = None
+
+
+class Simulator:
+    """One cluster serving one scenario's workload.
+
+    Args:
+        scenario: the validated scenario.
+        generator: draws the tasks and their arrival times.
+        engine: runs the real models.
+
+    Use :meth:`reset`, then alternate :meth:`dispatch` / :meth:`reject` on the returned task and
+    :meth:`advance` to the next one; once :meth:`advance` returns ``None`` (the episode's tasks
+    have all arrived) call :meth:`drain`. Tasks whose fate is settled are handed out once by
+    :meth:`take_finished`.
+    """
+
+    def __init__(self, scenario: Scenario, generator: TaskGenerator, engine: InferenceEngine):
+        self.scenario = scenario
+        self.generator = generator
+        self.engine = engine
+        self.episode_tasks = scenario.episode_tasks
+        self.drop_expired = scenario.workload.drop_expired
+        self.plans: list[Plan] = scenario.plan_list()
+        self.models: list[str] = list(scenario.models)
+        self.device_names = scenario.device_names()
+        self.task_types = generator.task_types
+        entries = scenario.device_entries()
+        self.specs = [e.spec() for e in entries]
+        self._entries = entries
+        self._build_profiles()
+
+    # --- static tables -----------------------------------------------------------------------
+
+    def _build_profiles(self) -> None:
+        scale = self.scenario.profile.scale()
+        overrides = {(o.model, o.device): o for o in self.scenario.profile.overrides}
+        n_m, n_d, n_p = len(self.models), len(self.specs), len(self.plans)
+        self.model_profiles: list[list[LatencyProfile]] = []
+        for m in self.models:
+            stats = model_stats(m)
+            row = []
+            for spec in self.specs:
+                prof = derive_profile(
+                    flops=stats.flops,
+                    weight_bytes=stats.weight_bytes,
+                    layers=stats.layers,
+                    peak_flops=spec.peak_flops,
+                    efficiency=spec.efficiency,
+                    layer_overhead_s=spec.layer_overhead_s,
+                    mem_bandwidth=spec.mem_bandwidth,
+                    h2d_bandwidth=spec.h2d_bandwidth,
+                    scale=scale,
+                )
+                o = overrides.get((m, spec.kind))
+                if o is not None:
+                    prof = LatencyProfile(
+                        o.alpha_ms / 1e3, o.beta_ms / 1e3, prof.load_s, prof.weight_bytes
+                    )
+                row.append(prof)
+            self.model_profiles.append(row)
+        model_index = {m: i for i, m in enumerate(self.models)}
+        self.plan_models: list[tuple[int, ...]] = [
+            tuple(model_index[m] for m in p.models) for p in self.plans
+        ]
+        self.model_bytes = np.array([self.model_profiles[m][0].weight_bytes for m in range(n_m)])
+        self.model_load_s = np.array(
+            [[self.model_profiles[m][d].load_s for d in range(n_d)] for m in range(n_m)]
+        )
+        self.plan_profiles = [
+            [
+                sum(
+                    (self.model_profiles[m][d] for m in members[1:]),
+                    self.model_profiles[members[0]][d],
+                )
+                for d in range(n_d)
+            ]
+            for members in self.plan_models
+        ]
+        self.plan_alpha = np.array([[pp.alpha_s for pp in row] for row in self.plan_profiles])
+        self.plan_beta = np.array([[pp.beta_s for pp in row] for row in self.plan_profiles])
+        capacity = np.array([s.memory_bytes for s in self.specs])
+        plan_bytes = np.array(
+            [self.model_bytes[list(members)].sum() for members in self.plan_models]
+        )
+        self.plan_fits = plan_bytes[:, None] <= capacity[None, :]
+        self.plan_model_matrix = np.zeros((n_p, n_m), dtype=bool)
+        for p, members in enumerate(self.plan_models):
+            self.plan_model_matrix[p, list(members)] = True
+        type_index = {t: i for i, t in enumerate(self.task_types)}
+        self.plan_serves = np.zeros((n_p, len(self.task_types)), dtype=bool)
+        for p, plan in enumerate(self.plans):
+            if plan.task_type in type_index:
+                self.plan_serves[p, type_index[plan.task_type]] = True
+        self.capacity = capacity
+
+    # --- episode control ---------------------------------------------------------------------
+
+    def reset(self, rng: np.random.Generator) -> Task:
+        """Start a new episode; returns the first task to decide."""
+        self.now = 0.0
+        self._events: list[tuple[float, int, int, int]] = []
+        self._seq = 0
+        self._finished: list[Task] = []
+        self.arrived = 0
+        self.in_flight = 0
+        self.last_completion = 0.0
+        self.metrics = EpisodeMetrics(
+            n_classes=N_CLASSES,
+            plan_names=[p.name for p in self.plans],
+            device_names=self.device_names,
+            task_types=self.task_types,
+        )
+        n_d, n_m = len(self.specs), len(self.models)
+        self.devices = [
+            DeviceState(
+                d,
+                self.device_names[d],
+                spec,
+                e.max_batch,
+                e.batch_timeout_ms / 1e3,
+                e.max_queue,
+                len(self.plans),
+            )
+            for d, (spec, e) in enumerate(zip(self.specs, self._entries, strict=True))
+        ]
+        self.resident = np.zeros((n_d, n_m), dtype=bool)
+        self.queue_len = np.zeros(n_d, dtype=np.int64)
+        self.queued_work_s = np.zeros(n_d)
+        self.busy_until = np.zeros(n_d)
+        self.busy_acc_s = np.zeros(n_d)
+        self.busy_since = np.full(n_d, np.nan)
+        self.used_bytes = np.zeros(n_d)
+        model_index = {m: i for i, m in enumerate(self.models)}
+        for dev, entry in zip(self.devices, self._entries, strict=True):
+            dev.usage = self.metrics.devices[dev.index]
+            for name in entry.resident:
+                m = model_index[name]
+                if dev.used_bytes + self.model_bytes[m] <= dev.spec.memory_bytes:
+                    self._make_resident(dev, m)
+        self._missing_load_dirty = True
+        self.generator.reset(rng)
+        first = self.advance()
+        assert first is not None, "an episode has at least one task"
+        return first
+
+    def advance(self) -> Task | None:
+        """Run events up to the next arrival and return that task; ``None`` once the episode's
+        tasks have all arrived (or a non-looping trace ran out)."""
+        if self.arrived >= self.episode_tasks:
+            return None
+        task = self.generator.next_task()
+        if math.isinf(task.arrival):
+            return None
+        self._run_until(task.arrival)
+        self.now = task.arrival
+        self.arrived += 1
+        self.metrics.arrived += 1
+        self.current = task
+        return task
+
+    def drain(self) -> None:
+        """Serve every queued and running task to completion (the episode's end)."""
+        self._run_until(math.inf)
+
+    def take_finished(self) -> list[Task]:
+        """Tasks settled (completed, dropped or rejected) since the last call."""
+        done, self._finished = self._finished, []
+        return done
+
+    # --- decisions ---------------------------------------------------------------------------
+
+    def can_run(self, plan: int, device: int, task_type: int) -> bool:
+        """Whether ``plan`` on ``device`` is a valid action for a task of ``task_type``."""
+        return bool(
+            self.plan_serves[plan, task_type]
+            and self.plan_fits[plan, device]
+            and self.queue_len[device] < self.devices[device].max_queue
+        )
+
+    def reject(self, task: Task, invalid: bool = False) -> None:
+        """Turn the task away."""
+        task.status = TaskStatus.REJECTED
+        task.invalid_action = invalid
+        task.finished = self.now
+        self.metrics.rejected += 1
+        self.metrics.invalid_actions += invalid
+        self._finished.append(task)
+
+    def dispatch(self, task: Task, plan: int, device: int) -> None:
+        """Queue the task on ``device`` to be served by ``plan`` (the caller checked validity)."""
+        dev = self.devices[device]
+        task.plan = plan
+        task.device = device
+        task.status = TaskStatus.QUEUED
+        queue = dev.queues[plan]
+        before = self._queue_work(dev, plan, len(queue))
+        queue.append(task)
+        dev.n_queued += 1
+        self.queue_len[device] += 1
+        self.queued_work_s[device] += self._queue_work(dev, plan, len(queue)) - before
+        self.in_flight += 1
+        if not dev.busy:
+            self._try_start(dev)
+
+    # --- observation helpers -----------------------------------------------------------------
+
+    def expected_wait(self) -> np.ndarray:
+        """Per device: seconds until a newly queued task could start (current activity plus the
+        work already queued, at the profiles' batch latencies)."""
+        return np.maximum(self.busy_until - self.now, 0.0) + self.queued_work_s
+
+    def missing_load_s(self) -> np.ndarray:
+        """``[plan, device]`` seconds of weight loading a batch of the plan would need now."""
+        if self._missing_load_dirty:
+            missing = ~self.resident  # [D, M]
+            self._missing_load = (
+                self.plan_model_matrix[:, None, :]
+                * missing[None, :, :]
+                * self.model_load_s.T[None, :, :]
+            ).sum(axis=2)
+            self._missing_load_dirty = False
+        return self._missing_load
+
+    def busy_time(self) -> np.ndarray:
+        """Per device: seconds spent busy (running or loading) up to now."""
+        running = np.where(
+            np.isnan(self.busy_since), 0.0, self.now - np.nan_to_num(self.busy_since)
+        )
+        return self.busy_acc_s + running
+
+    def free_memory(self) -> np.ndarray:
+        """Per device: fraction of memory not taken by resident weights."""
+        return 1.0 - self.used_bytes / self.capacity
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _push(self, time: float, kind: int, device: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (time, self._seq, kind, device))
+
+    def _run_until(self, horizon: float) -> None:
+        events = self._events
+        while events and events[0][0] <= horizon:
+            time, _, kind, device = heapq.heappop(events)
+            self.now = time
+            dev = self.devices[device]
+            if kind == _DONE:
+                self._finish_activity(dev)
+                self._try_start(dev)
+            elif dev.wake_at == time:
+                dev.wake_at = math.inf
+                if not dev.busy:
+                    self._try_start(dev)
+
+    def _queue_work(self, dev: DeviceState, plan: int, n: int) -> float:
+        if n == 0:
+            return 0.0
+        batches = -(-n // dev.max_batch)
+        return batches * self.plan_alpha[plan, dev.index] + n * self.plan_beta[plan, dev.index]
+
+    def _try_start(self, dev: DeviceState) -> None:
+        """Start the next batch (or the load it needs) if a plan queue is ready."""
+        if dev.busy or dev.n_queued == 0:
+            return
+        now = self.now
+        best, best_head, next_wake = -1, math.inf, math.inf
+        for p, queue in enumerate(dev.queues):
+            if not queue:
+                continue
+            head = queue[0].arrival  # tasks are queued the moment they arrive
+            due = head + dev.timeout_s
+            if len(queue) >= dev.max_batch or due <= now:
+                if head < best_head:
+                    best, best_head = p, head
+            elif due < next_wake:
+                next_wake = due
+        if best < 0:
+            if next_wake < dev.wake_at:
+                dev.wake_at = next_wake
+                self._push(next_wake, _WAKE, dev.index)
+            return
+        for m in self.plan_models[best]:
+            if m not in dev.resident:
+                self._start_load(dev, m, best)
+                return
+        self._start_batch(dev, best)
+
+    def _start_load(self, dev: DeviceState, model: int, plan: int) -> None:
+        needed = set(self.plan_models[plan])
+        for victim in list(dev.resident):
+            if dev.used_bytes + self.model_bytes[model] <= dev.spec.memory_bytes:
+                break
+            if victim not in needed:
+                self._evict(dev, victim)
+        duration = self.model_profiles[model][dev.index].load_s
+        dev.loading = model
+        dev.activity_plan = plan
+        self._begin(dev, duration)
+        dev.usage.loads += 1
+        dev.usage.load_s += duration
+        cost = dev.spec.price_per_hour * duration / 3600.0
+        dev.usage.cost_usd += cost
+        dev.pending_cost += cost
+        energy = dev.spec.busy_watts * duration
+        dev.usage.busy_energy_j += energy
+        dev.pending_energy += energy
+
+    def _start_batch(self, dev: DeviceState, plan: int) -> None:
+        queue = dev.queues[plan]
+        before_len = len(queue)
+        before = self._queue_work(dev, plan, before_len)
+        batch: list[Task] = []
+        now = self.now
+        while queue and len(batch) < dev.max_batch:
+            task = queue.popleft()
+            if self.drop_expired and task.deadline < now:
+                self._drop(task)
+                continue
+            batch.append(task)
+        popped = before_len - len(queue)
+        dev.n_queued -= popped
+        self.queue_len[dev.index] -= popped
+        taken = before - self._queue_work(dev, plan, len(queue))
+        self.queued_work_s[dev.index] = max(self.queued_work_s[dev.index] - taken, 0.0)
+        if not batch:
+            self._try_start(dev)
+            return
+        for m in self.plan_models[plan]:
+            dev.resident.move_to_end(m)
+        answers, confidences = self._serve(plan, batch)
+        duration = self.plan_profiles[plan][dev.index].batch_latency(len(batch))
+        cost = dev.spec.price_per_hour * duration / 3600.0 + dev.pending_cost
+        energy = dev.spec.busy_watts * duration + dev.pending_energy
+        dev.pending_cost = dev.pending_energy = 0.0
+        share = 1.0 / len(batch)
+        for task, answer, conf in zip(batch, answers, confidences, strict=True):
+            task.status = TaskStatus.RUNNING
+            task.started = now
+            task.answer = int(answer)
+            task.confidence = float(conf)
+            task.cost_usd = cost * share
+            task.energy_j = energy * share
+        dev.batch = batch
+        dev.activity_plan = plan
+        dev.loading = -1
+        self._begin(dev, duration)
+        dev.usage.batches += 1
+        dev.usage.busy_s += duration
+        dev.usage.cost_usd += dev.spec.price_per_hour * duration / 3600.0
+        dev.usage.busy_energy_j += dev.spec.busy_watts * duration
+
+    def _serve(self, plan: int, batch: list[Task]) -> tuple[np.ndarray, np.ndarray]:
+        """Run the plan's real models on the batch's inputs: answers and their confidence."""
+        ids = np.fromiter((t.input_id for t in batch), dtype=np.int64, count=len(batch))
+        member_probs = [
+            self.engine.probabilities(self.models[m], ids) for m in self.plan_models[plan]
+        ]
+        probs = self.plans[plan].fuse(member_probs)
+        answers = probs.argmax(axis=1)
+        return answers, probs[np.arange(len(batch)), answers]
+
+    def _begin(self, dev: DeviceState, duration: float) -> None:
+        dev.busy = True
+        dev.busy_since = self.now
+        dev.busy_until = self.now + duration
+        self.busy_since[dev.index] = self.now
+        self.busy_until[dev.index] = dev.busy_until
+        self._push(dev.busy_until, _DONE, dev.index)
+
+    def _finish_activity(self, dev: DeviceState) -> None:
+        dev.busy = False
+        self.busy_acc_s[dev.index] += self.now - dev.busy_since
+        self.busy_since[dev.index] = np.nan
+        if dev.loading >= 0:
+            self._make_resident(dev, dev.loading)
+            dev.loading = -1
+            return
+        now = self.now
+        metrics = self.metrics
+        for task in dev.batch:
+            task.status = TaskStatus.COMPLETED
+            task.finished = now
+            metrics.record_completion(
+                task_type=task.type,
+                label=task.label,
+                answer=task.answer,
+                latency_s=now - task.arrival,
+                on_time=now <= task.deadline,
+                plan=task.plan,
+            )
+        self.in_flight -= len(dev.batch)
+        self.last_completion = now
+        self._finished.extend(dev.batch)
+        dev.batch = []
+
+    def _drop(self, task: Task) -> None:
+        task.status = TaskStatus.DROPPED
+        task.finished = self.now
+        self.metrics.dropped += 1
+        self.in_flight -= 1
+        self._finished.append(task)
+
+    def _make_resident(self, dev: DeviceState, model: int) -> None:
+        dev.resident[model] = None
+        dev.used_bytes += self.model_bytes[model]
+        self.used_bytes[dev.index] = dev.used_bytes
+        self.resident[dev.index, model] = True
+        self._missing_load_dirty = True
+
+    def _evict(self, dev: DeviceState, model: int) -> None:
+        del dev.resident[model]
+        dev.used_bytes -= self.model_bytes[model]
+        self.used_bytes[dev.index] = dev.used_bytes
+        self.resident[dev.index, model] = False
+        dev.usage.evictions += 1
+        self._missing_load_dirty = True
+
+    # --- summary -----------------------------------------------------------------------------
+
+    def episode_metrics(self) -> dict[str, object]:
+        """The metrics of the episode so far (complete once :meth:`drain` has run)."""
+        span = max(self.last_completion, self.now)
+        return self.metrics.summary(span, [s.idle_watts for s in self.specs])

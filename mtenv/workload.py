@@ -1,0 +1,139 @@
+"""The task generator: what arrives, when, and how hard (the problem distribution).
+
+A :class:`TaskGenerator` owns the arrival process and draws each task's type, priority class,
+difficulty and real input from the serving pool, all from the generator it is reset with. It
+draws in blocks so that one task costs a few attribute reads, not a handful of numpy calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mtenv.arrivals import (
+    ArrivalProcess,
+    DiurnalArrivals,
+    GammaArrivals,
+    OnOffArrivals,
+    PoissonArrivals,
+    SpikeArrivals,
+    TraceArrivals,
+)
+from mtenv.scenario import (
+    DiurnalConfig,
+    GammaConfig,
+    OnOffConfig,
+    PoissonConfig,
+    Scenario,
+    ScenarioError,
+    SpikeConfig,
+    TraceConfig,
+    WorkloadConfig,
+)
+from mtenv.traces import TraceError, load_timestamps_csv
+from mtenv.types import Task
+from mtenv.zoo import Pool
+
+_BLOCK = 1024
+
+
+def make_arrivals(config: object, base_dir: Path | None = None) -> ArrivalProcess:
+    """The arrival process a scenario's ``workload.arrivals`` block describes."""
+    if isinstance(config, PoissonConfig):
+        return PoissonArrivals(config.rate)
+    if isinstance(config, GammaConfig):
+        return GammaArrivals(config.rate, config.cv)
+    if isinstance(config, OnOffConfig):
+        return OnOffArrivals(config.rate_on, config.rate_off, config.mean_on_s, config.mean_off_s)
+    if isinstance(config, DiurnalConfig):
+        return DiurnalArrivals(config.mean_rate, config.amplitude, config.period_s, config.phase)
+    if isinstance(config, SpikeConfig):
+        return SpikeArrivals(config.base_rate, config.spike_rate, config.start_s, config.duration_s)
+    if isinstance(config, TraceConfig):
+        path = Path(config.path)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        try:
+            stamps = load_timestamps_csv(path)
+        except (TraceError, OSError) as exc:
+            raise ScenarioError(f"workload.arrivals.path: {exc}") from None
+        return TraceArrivals(stamps, rate_scale=config.rate_scale, loop=config.loop)
+    raise TypeError(f"unknown arrival configuration {config!r}")
+
+
+class TaskGenerator:
+    """Draws the episode's tasks.
+
+    Args:
+        workload: the scenario's workload block.
+        pool: the serving pool the tasks' inputs come from.
+        arrivals: the arrival process (built by :func:`make_arrivals`).
+    """
+
+    def __init__(self, workload: WorkloadConfig, pool: Pool, arrivals: ArrivalProcess):
+        self.arrivals = arrivals
+        self.pool = pool
+        self.task_types = list(workload.task_types)
+        self.slo_s = np.array([t.slo_ms / 1e3 for t in workload.task_types.values()])
+        self._type_p = _normalised([t.share for t in workload.task_types.values()])
+        n_levels = pool.n_inputs // pool.n_per_level
+        difficulty = list(workload.difficulty)[:n_levels]
+        self._level_p = _normalised(difficulty + [0.0] * (n_levels - len(difficulty)))
+        self.priority_weights = np.array([p.weight for p in workload.priorities])
+        self._priority_p = _normalised([p.share for p in workload.priorities])
+        self._rng = np.random.default_rng(0)
+        self._cursor = _BLOCK
+        self._next_id = 0
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Start a new episode drawing from ``rng``."""
+        self._rng = rng
+        self.arrivals.reset(rng)
+        self._cursor = _BLOCK
+        self._next_id = 0
+
+    def next_task(self) -> Task:
+        """The next task to arrive, with its arrival time."""
+        if self._cursor == _BLOCK:
+            self._refill()
+        k = self._cursor
+        self._cursor += 1
+        arrival = self.arrivals.next_arrival()
+        t = int(self._types[k])
+        input_id = int(self._inputs[k])
+        pclass = int(self._classes[k])
+        task = Task(
+            id=self._next_id,
+            type=t,
+            input_id=input_id,
+            label=int(self.pool.labels[input_id]),
+            difficulty=int(self.pool.levels[input_id]),
+            priority=float(self.priority_weights[pclass]),
+            priority_class=pclass,
+            arrival=arrival,
+            deadline=arrival + float(self.slo_s[t]),
+        )
+        self._next_id += 1
+        return task
+
+    def _refill(self) -> None:
+        rng = self._rng
+        self._types = rng.choice(len(self._type_p), size=_BLOCK, p=self._type_p)
+        levels = rng.choice(len(self._level_p), size=_BLOCK, p=self._level_p)
+        self._inputs = levels * self.pool.n_per_level + rng.integers(
+            self.pool.n_per_level, size=_BLOCK
+        )
+        self._classes = rng.choice(len(self._priority_p), size=_BLOCK, p=self._priority_p)
+        self._cursor = 0
+
+
+def _normalised(weights: list[float]) -> np.ndarray:
+    w = np.asarray(weights, dtype=float)
+    return w / w.sum()
+
+
+def task_generator(scenario: Scenario, pool: Pool) -> TaskGenerator:
+    """The generator for a scenario, resolving trace paths against the scenario's folder."""
+    base = Path(scenario.source).parent if scenario.source else None
+    return TaskGenerator(scenario.workload, pool, make_arrivals(scenario.workload.arrivals, base))

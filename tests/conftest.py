@@ -1,0 +1,109 @@
+"""Shared test set-up: headless SDL, and scenarios built from small dictionaries."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import copy
+from typing import Any
+
+import pytest
+
+from mtenv.env import TaskAllocationEnv
+from mtenv.scenario import Scenario, parse_scenario
+
+BASE_SCENARIO: dict[str, Any] = {
+    "name": "tiny",
+    "episode_tasks": 50,
+    "models": ["linear", "cnn_wide"],
+    "devices": [
+        {"kind": "t4", "resident": ["linear"], "max_queue": 100_000},
+        {"kind": "a100", "resident": ["cnn_wide"], "max_queue": 100_000},
+    ],
+    "workload": {
+        "arrivals": {"process": "poisson", "rate": 200},
+        "task_types": {"classify": {"slo_ms": 50}},
+    },
+    "inference": {"mode": "memoized"},
+}
+
+
+def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` merged in recursively. Lists are replaced, and so is an
+    ``arrivals`` block, whose fields depend on its process."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "arrivals":
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def tiny_scenario(**changes: Any) -> Scenario:
+    return parse_scenario(merge(BASE_SCENARIO, changes), label="tiny")
+
+
+@pytest.fixture
+def make_env():
+    """Build a TaskAllocationEnv from BASE_SCENARIO with fields changed; closes them after."""
+    made: list[TaskAllocationEnv] = []
+
+    def factory(**changes: Any) -> TaskAllocationEnv:
+        env = TaskAllocationEnv(tiny_scenario(**changes))
+        made.append(env)
+        return env
+
+    yield factory
+    for env in made:
+        env.close()
+
+
+class Episode:
+    """What one played episode produced, step by step, plus every settled task."""
+
+    def __init__(self) -> None:
+        self.observations: list = []
+        self.rewards: list[float] = []
+        self.infos: list[dict[str, Any]] = []
+        self.tasks: list = []
+        self.metrics: dict[str, Any] = {}
+
+
+def play(env: TaskAllocationEnv, choose, seed: int = 0) -> Episode:
+    """Play one episode, ``choose(obs, mask, env) -> action``; records the settled tasks."""
+    episode = Episode()
+    sim = env.sim
+    original = sim.take_finished
+
+    def recording_take_finished():
+        done = original()
+        episode.tasks.extend(done)
+        return done
+
+    sim.take_finished = recording_take_finished
+    try:
+        obs, info = env.reset(seed=seed)
+        episode.observations.append(obs)
+        while True:
+            obs, reward, terminated, truncated, info = env.step(
+                choose(obs, info["action_mask"], env)
+            )
+            episode.observations.append(obs)
+            episode.rewards.append(reward)
+            episode.infos.append(info)
+            assert not terminated
+            if truncated:
+                episode.metrics = info["metrics"]
+                return episode
+    finally:
+        del sim.take_finished
+
+
+def first_valid(obs, mask, env) -> int:
+    """Always the first valid serving action (reject only when nothing else is valid)."""
+    return int(mask.nonzero()[0][0])

@@ -1,0 +1,228 @@
+"""The Gymnasium contract of every registered mtenv id, and the env's own promises."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from conftest import first_valid, play
+from gymnasium.utils.env_checker import check_env, data_equivalence
+
+import mtenv
+from mtenv.env import TaskAllocationEnv
+
+ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("mtenv/"))
+
+# Warnings the checkers may raise that say nothing wrong about the env.
+ALLOWED_WARNINGS = (
+    "A Box observation space maximum value is infinity",  # not ours: we clip, kept for safety
+)
+
+
+def _make(env_id: str, **kwargs) -> gym.Env:
+    return gym.make(env_id, inference="memoized", **kwargs)
+
+
+def test_every_shipped_scenario_has_an_id():
+    assert "mtenv/TaskAllocation-v0" in ENV_IDS
+    assert set(mtenv.ENV_IDS) <= set(ENV_IDS)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_gymnasium_check_env(env_id):
+    env = _make(env_id)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped, skip_render_check=False)
+    unexpected = [str(w.message) for w in caught if not str(w.message).startswith(ALLOWED_WARNINGS)]
+    assert unexpected == []
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sb3_check_env(env_id):
+    sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+    env = _make(env_id).unwrapped
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sb3_checker.check_env(env, warn=True)
+    unexpected = [str(w.message) for w in caught if not str(w.message).startswith(ALLOWED_WARNINGS)]
+    assert unexpected == []
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_same_seed_same_trajectory(env_id):
+    def rollout():
+        env = _make(env_id)
+        rng = np.random.default_rng(1)
+        obs, info = env.reset(seed=42)
+        steps = [(obs, info)]
+        while True:
+            action = int(rng.choice(np.flatnonzero(info["action_mask"])))
+            obs, reward, terminated, truncated, info = env.step(action)
+            steps.append((obs, reward, terminated, truncated, info))
+            if terminated or truncated:
+                return steps
+
+    first, second = rollout(), rollout()
+    assert len(first) == len(second)
+    for a, b in zip(first, second, strict=True):
+        assert data_equivalence(a, b)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_spec_round_trips_through_json(env_id):
+    spec = gym.spec(env_id)
+    assert json.loads(spec.to_json())["id"] == env_id
+    assert gym.envs.registration.EnvSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_pickled_env_continues_identically(env_id):
+    env = _make(env_id)
+    obs, info = env.reset(seed=7)
+    for _ in range(10):
+        obs, *_, info = env.step(first_valid(obs, info["action_mask"], env))
+    clone = pickle.loads(pickle.dumps(env))
+    for _ in range(30):
+        action = first_valid(obs, info["action_mask"], env)
+        step_a = env.step(action)
+        step_b = clone.step(action)
+        assert data_equivalence(step_a, step_b)
+        obs, info = step_a[0], step_a[4]
+        if step_a[3]:
+            break
+
+
+def test_async_vector_env_runs():
+    envs = gym.make_vec(
+        "mtenv/Quickstart-v0", num_envs=2, vectorization_mode="async", inference="memoized"
+    )
+    obs, info = envs.reset(seed=0)
+    assert obs.shape == (2, *envs.single_observation_space.shape)
+    for _ in range(5):
+        actions = np.array([np.flatnonzero(m)[0] for m in info["action_mask"]])
+        obs, reward, terminated, truncated, info = envs.step(actions)
+    assert reward.shape == (2,)
+    envs.close()
+
+
+def test_live_and_memoized_inference_give_identical_episodes(make_env):
+    live = play(make_env(inference={"mode": "live"}, episode_tasks=150), _random_masked(0), seed=11)
+    memo = play(
+        make_env(inference={"mode": "memoized"}, episode_tasks=150), _random_masked(0), seed=11
+    )
+    assert data_equivalence(live.observations, memo.observations)
+    assert live.rewards == memo.rewards
+    assert live.metrics == memo.metrics
+    assert [t.answer for t in live.tasks] == [t.answer for t in memo.tasks]
+
+
+def _random_masked(seed: int):
+    rng = np.random.default_rng(seed)
+    return lambda obs, mask, env: int(rng.choice(np.flatnonzero(mask)))
+
+
+def test_episode_is_truncated_after_the_scenario_tasks(make_env):
+    env = make_env(episode_tasks=37)
+    episode = play(env, first_valid)
+    assert len(episode.rewards) == 37
+    metrics = episode.metrics
+    assert metrics["tasks"] == 37
+    assert (
+        metrics["completed"] + round(metrics["reject_rate"] * 37) + round(metrics["drop_rate"] * 37)
+        == 37
+    )
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+
+
+def test_episode_metrics_have_stable_keys(make_env):
+    metrics = play(make_env(), first_valid).metrics
+    for key in (
+        "accuracy", "effective_accuracy", "slo_attainment", "latency_p50_ms", "latency_p95_ms",
+        "latency_p99_ms", "throughput", "goodput", "reject_rate", "cost_usd", "gpu_seconds",
+        "energy_j", "episode_return", "utilization", "plan_mix", "loads", "evictions", "per_class",
+        "macro_f1",
+    ):  # fmt: skip
+        assert key in metrics
+    assert 0 <= metrics["effective_accuracy"] <= metrics["accuracy"] <= 1
+    assert metrics["latency_p50_ms"] <= metrics["latency_p95_ms"] <= metrics["latency_p99_ms"]
+    assert metrics["energy_j"] > 0 and metrics["cost_usd"] > 0
+    assert sum(metrics["plan_mix"].values()) == pytest.approx(1.0)
+
+
+def test_feature_names_describe_the_observation(make_env):
+    env = make_env()
+    obs, _ = env.reset(seed=0)
+    assert len(env.feature_names) == obs.shape[0] == env.observation_space.shape[0]
+    assert len(set(env.feature_names)) == len(env.feature_names)
+    assert len(env.action_labels) == env.action_space.n
+    assert env.action_labels[-1] == "reject"
+    features = dict(zip(env.feature_names, obs, strict=True))
+    assert features["task.type=classify"] == 1.0
+    assert features["t4-0.resident=linear"] == 1.0 and features["t4-0.resident=cnn_wide"] == 0.0
+
+
+def test_mask_three_ways_and_reject_always_valid(make_env):
+    env = make_env()
+    before = env.action_masks()
+    assert before.dtype == bool and before[-1] and before.sum() == 1
+    obs, info = env.reset(seed=0)
+    assert info["action_mask"].dtype == np.int8
+    assert np.array_equal(info["action_mask"].astype(bool), env.action_masks())
+    assert info["action_mask"][-1] == 1
+
+
+def test_plan_that_does_not_fit_is_masked_and_invalid_action_is_a_penalty(make_env):
+    env = make_env(
+        devices=[
+            {"kind": "t4", "resident": ["linear"], "memory_gb": 0.0005},  # too small for cnn_wide
+            {"kind": "a100", "resident": ["cnn_wide"]},
+        ],
+        reward={"reject": 0.3, "invalid_action": 0.5},
+    )
+    obs, info = env.reset(seed=0)
+    cnn_wide_on_t4 = env.action_labels.index("cnn_wide@t4-0")
+    assert info["action_mask"][cnn_wide_on_t4] == 0
+    obs, reward, terminated, truncated, info = env.step(cnn_wide_on_t4)
+    assert info["invalid_action"] is True
+    assert reward == pytest.approx(-0.3 - 0.5)
+
+
+def test_full_queue_masks_the_device(make_env):
+    env = make_env(
+        devices=[
+            {
+                "kind": "t4",
+                "resident": ["linear"],
+                "max_queue": 2,
+                "batch_timeout_ms": 1000,
+                "max_batch": 64,
+            }
+        ],
+        models=["linear"],
+    )
+    obs, info = env.reset(seed=0)
+    assert info["action_mask"][0] == 1
+    obs, _, _, _, info = env.step(0)
+    obs, _, _, _, info = env.step(0)
+    assert info["action_mask"][0] == 0 and info["action_mask"][-1] == 1
+
+
+def test_ansi_render_shows_the_cluster(make_env):
+    env = TaskAllocationEnv(make_env().scenario, render_mode="ansi")
+    env.reset(seed=0)
+    frame = env.render()
+    assert "t4-0" in frame and "a100-1" in frame and "deciding task 0" in frame
+    env.close()
+    env.close()
+
+
+def test_bad_render_mode_is_refused():
+    with pytest.raises(ValueError, match="render_mode"):
+        TaskAllocationEnv("quickstart", render_mode="human-ish")
