@@ -143,6 +143,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._static_ok = sim.plan_serves.T[:, :, None] & sim.plan_fits[None, :, :]  # [T, P, D]
         self._task: Task | None = None
         self._done = True
+        self._layout()
 
     # --- Gymnasium API -----------------------------------------------------------------------
 
@@ -157,6 +158,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._last_time = 0.0
         self._last_busy = np.zeros(self.n_devices)
         self._util = np.zeros(self.n_devices)
+        self._seen_residency = -1
         self._rate = self._mean_rate
         self._last_arrival = self._task.arrival
         self._miss = 0.0
@@ -248,40 +250,61 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         names += ["load.arrival_rate", "load.slo_miss", "episode.progress"]
         return names
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Pickling copies numpy views apart; rebuild them over a fresh buffer.
+        self.__dict__.update(state)
+        self._layout()
+
+    def _layout(self) -> None:
+        """Views into one reusable buffer for each block of the observation."""
+        sim = self.sim
+        n_types, n_models = len(sim.task_types), len(sim.models)
+        self._obs = np.zeros(len(self.feature_names))
+        self._type_onehot = np.eye(n_types)
+        start = n_types + 2
+        width = 4 + n_models
+        self._per_dev = self._obs[start : start + self.n_devices * width].reshape(-1, width)
+        start += self._per_dev.size
+        self._est = self._obs[start : start + self.n_plans * self.n_devices].reshape(
+            self.n_plans, self.n_devices
+        )
+        self._global_at = start + self._est.size
+        self._inv_max_batch = 1.0 / self._max_batch
+        self._seen_residency = -1
+
     def _observation(self) -> np.ndarray:
-        sim, task = self.sim, self._task
-        n_types, n_dev, n_models = len(sim.task_types), self.n_devices, len(sim.models)
-        slo = max(task.deadline - task.arrival, 1e-9)
-        obs = np.zeros(len(self.feature_names), dtype=np.float64)
-        obs[task.type] = 1.0
+        sim, task, obs = self.sim, self._task, self._obs
+        n_types = len(self._type_onehot)
+        inv_slo = 1.0 / max(task.deadline - task.arrival, 1e-9)
+        obs[:n_types] = self._type_onehot[task.type]
         obs[n_types] = task.priority / self._max_priority
         obs[n_types + 1] = task.difficulty / max(N_LEVELS - 1, 1)
 
-        wait = sim.expected_wait()
         now = sim.now
-        busy = sim.busy_time()
         dt = now - self._last_time
         if dt > 0:
+            busy = sim.busy_time()
             decay = math.exp(-dt / self._tau)
-            self._util = self._util * decay + (busy - self._last_busy) / dt * (1.0 - decay)
+            self._util *= decay
+            self._util += (busy - self._last_busy) * ((1.0 - decay) / dt)
             self._last_time, self._last_busy = now, busy
-        per_dev = np.empty((n_dev, 4 + n_models))
-        per_dev[:, 0] = sim.queue_len / self._max_batch
-        per_dev[:, 1] = wait / slo
-        per_dev[:, 2] = sim.free_memory()
-        per_dev[:, 3 : 3 + n_models] = sim.resident
-        per_dev[:, 3 + n_models] = self._util
-        start = n_types + 2
-        obs[start : start + per_dev.size] = per_dev.ravel()
-        start += per_dev.size
-        est = (wait[None, :] + sim.missing_load_s() + sim.plan_alpha + sim.plan_beta) / slo
-        obs[start : start + est.size] = est.ravel()
-        start += est.size
-        obs[start] = self._rate / self._mean_rate if self._mean_rate > 0 else 0.0
-        obs[start + 1] = self._miss
-        obs[start + 2] = sim.arrived / sim.episode_tasks
-        np.clip(obs, 0.0, self.clip, out=obs)
-        return obs.astype(np.float32)
+        if self._seen_residency != sim.residency_version:
+            self._seen_residency = sim.residency_version
+            self._per_dev[:, 2] = sim.free_memory()
+            self._per_dev[:, 3:-1] = sim.resident
+            self._est_base = sim.missing_load_s() + sim.plan_alpha + sim.plan_beta
+        wait = sim.expected_wait()
+        per_dev = self._per_dev
+        per_dev[:, 0] = sim.queue_len * self._inv_max_batch
+        per_dev[:, 1] = wait * inv_slo
+        per_dev[:, -1] = self._util
+        np.add(self._est_base, wait, out=self._est)
+        self._est *= inv_slo
+        g = self._global_at
+        obs[g] = self._rate / self._mean_rate if self._mean_rate > 0 else 0.0
+        obs[g + 1] = self._miss
+        obs[g + 2] = sim.arrived / sim.episode_tasks
+        return np.minimum(obs, self.clip, dtype=np.float32)
 
     def _ansi(self) -> str:
         sim, task = self.sim, self._task

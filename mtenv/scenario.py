@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -144,8 +145,17 @@ class WorkloadConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_difficulty(self) -> WorkloadConfig:
+        from mtenv.zoo import N_LEVELS
+
+        if len(self.difficulty) > N_LEVELS:
+            raise ValueError(
+                f"difficulty: expected at most {N_LEVELS} probabilities (levels 0..{N_LEVELS - 1}),"
+                f" got {self.difficulty!r}"
+            )
         if not self.difficulty or sum(self.difficulty) <= 0:
-            raise ValueError("difficulty: expected at least one positive probability")
+            raise ValueError(
+                f"difficulty: expected at least one positive probability, got {self.difficulty!r}"
+            )
         return self
 
 
@@ -342,9 +352,10 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
             raise ScenarioError(f"{text}: no such scenario file")
         return path
     shipped = shipped_scenarios()
+    by_key = {name.replace("-", "_"): file for name, file in shipped.items()}
     key = text.replace("-", "_")
-    if key in shipped:
-        return shipped[key]
+    if key in by_key:
+        return by_key[key]
     raise ScenarioError(f"scenario: {_unknown('scenario', text, shipped)}")
 
 
@@ -395,10 +406,11 @@ _EXPECTATIONS = {
     "list_type": "expected a list",
     "dict_type": "expected a mapping",
     "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
     "missing": "required field is missing",
     "extra_forbidden": "unknown field",
     "too_short": "expected at least {min_length} item(s)",
-    "union_tag_invalid": "expected process to be one of {expected_tags}",
+    "union_tag_invalid": "expected one of {expected_tags}",
     "union_tag_not_found": "expected a 'process' field naming the arrival process",
 }
 
@@ -407,18 +419,49 @@ def _format_errors(exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors(include_url=False):
         loc = _format_loc(err["loc"])
-        if err["type"] == "value_error":
-            # Our own validators already phrase their messages as "field: expected ..., got ...".
-            message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
-            lines += [m if not loc else f"{loc}: {m}" for m in message.splitlines()]
-            continue
-        template = _EXPECTATIONS.get(err["type"])
         ctx = err.get("ctx", {})
-        text = template.format(**ctx) if template else err["msg"]
+        if err["type"] == "value_error":
+            # Our own validators phrase their messages as "field: expected ..., got ...", the
+            # field relative to the block that raised; prefix the block's own path.
+            message = str(ctx["error"]) if "error" in ctx else err["msg"]
+            lines += [_join_path(loc, m) for m in message.splitlines()]
+            continue
+        if err["type"] == "invalid_key" or err["loc"][-1:] == ("[key]",):
+            # A mapping key that is not a string: name the mapping, show the key.
+            where = _format_loc(err["loc"][: -1 if err["type"] == "invalid_key" else -2])
+            text = f"expected field names to be strings, got {err['input']!r}"
+            lines.append(f"{where}: {text}" if where else text)
+            continue
+        got = err["input"]
+        if err["type"] == "union_tag_invalid":
+            # Point at the discriminating field itself and show its value, not the whole block.
+            field_name = str(ctx["discriminator"]).strip("'")
+            loc, got = f"{loc}.{field_name}" if loc else field_name, ctx["tag"]
+        template = _EXPECTATIONS.get(err["type"])
+        text = template.format(**{k: _plain(v) for k, v in ctx.items()}) if template else err["msg"]
         if err["type"] not in {"missing", "extra_forbidden"}:
-            text += f", got {err['input']!r}"
+            text += f", got {got!r}"
         lines.append(f"{loc}: {text}" if loc else text)
     return lines
+
+
+_RELATIVE_FIELD = re.compile(r"^[A-Za-z_][\w.\[\]]*: ")
+
+
+def _join_path(loc: str, message: str) -> str:
+    """``message`` (maybe ``"field: ..."`` relative to ``loc``) prefixed with ``loc``."""
+    if not loc:
+        return message
+    if _RELATIVE_FIELD.match(message):
+        return f"{loc}.{message}"
+    return f"{loc}: {message}"
+
+
+def _plain(value: Any) -> Any:
+    """A bound for a message: ``0`` rather than ``0.0``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

@@ -224,8 +224,11 @@ class Simulator:
         self.queued_work_s = np.zeros(n_d)
         self.busy_until = np.zeros(n_d)
         self.busy_acc_s = np.zeros(n_d)
-        self.busy_since = np.full(n_d, np.nan)
+        self.busy_since = np.zeros(n_d)
+        self.is_busy = np.zeros(n_d)
         self.used_bytes = np.zeros(n_d)
+        self.residency_version = 0
+        self._missing_load_version = -1
         model_index = {m: i for i, m in enumerate(self.models)}
         for dev, entry in zip(self.devices, self._entries, strict=True):
             dev.usage = self.metrics.devices[dev.index]
@@ -233,7 +236,6 @@ class Simulator:
                 m = model_index[name]
                 if dev.used_bytes + self.model_bytes[m] <= dev.spec.memory_bytes:
                     self._make_resident(dev, m)
-        self._missing_load_dirty = True
         self.generator.reset(rng)
         first = self.advance()
         assert first is not None, "an episode has at least one task"
@@ -307,22 +309,19 @@ class Simulator:
 
     def missing_load_s(self) -> np.ndarray:
         """``[plan, device]`` seconds of weight loading a batch of the plan would need now."""
-        if self._missing_load_dirty:
+        if self._missing_load_version != self.residency_version:
             missing = ~self.resident  # [D, M]
             self._missing_load = (
                 self.plan_model_matrix[:, None, :]
                 * missing[None, :, :]
                 * self.model_load_s.T[None, :, :]
             ).sum(axis=2)
-            self._missing_load_dirty = False
+            self._missing_load_version = self.residency_version
         return self._missing_load
 
     def busy_time(self) -> np.ndarray:
         """Per device: seconds spent busy (running or loading) up to now."""
-        running = np.where(
-            np.isnan(self.busy_since), 0.0, self.now - np.nan_to_num(self.busy_since)
-        )
-        return self.busy_acc_s + running
+        return self.busy_acc_s + self.is_busy * (self.now - self.busy_since)
 
     def free_memory(self) -> np.ndarray:
         """Per device: fraction of memory not taken by resident weights."""
@@ -460,13 +459,14 @@ class Simulator:
         dev.busy_since = self.now
         dev.busy_until = self.now + duration
         self.busy_since[dev.index] = self.now
+        self.is_busy[dev.index] = 1.0
         self.busy_until[dev.index] = dev.busy_until
         self._push(dev.busy_until, _DONE, dev.index)
 
     def _finish_activity(self, dev: DeviceState) -> None:
         dev.busy = False
         self.busy_acc_s[dev.index] += self.now - dev.busy_since
-        self.busy_since[dev.index] = np.nan
+        self.is_busy[dev.index] = 0.0
         if dev.loading >= 0:
             self._make_resident(dev, dev.loading)
             dev.loading = -1
@@ -501,7 +501,7 @@ class Simulator:
         dev.used_bytes += self.model_bytes[model]
         self.used_bytes[dev.index] = dev.used_bytes
         self.resident[dev.index, model] = True
-        self._missing_load_dirty = True
+        self.residency_version += 1
 
     def _evict(self, dev: DeviceState, model: int) -> None:
         del dev.resident[model]
@@ -509,7 +509,7 @@ class Simulator:
         self.used_bytes[dev.index] = dev.used_bytes
         self.resident[dev.index, model] = False
         dev.usage.evictions += 1
-        self._missing_load_dirty = True
+        self.residency_version += 1
 
     # --- summary -----------------------------------------------------------------------------
 
