@@ -45,7 +45,7 @@ class LatencyHistogram:
             return math.nan
         rank = max(1, math.ceil(q * self.count))
         index = int(np.searchsorted(np.cumsum(self.counts), rank))
-        return self.min_value * math.exp((index + 0.5) * self._log_ratio)
+        return self.min_value * math.exp((index + 1.0) * self._log_ratio)
 
 
 def per_class_scores(confusion: np.ndarray) -> dict[str, dict[str, float]]:

@@ -471,6 +471,11 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part in {"poisson", "gamma", "on_off", "diurnal", "spike", "trace"}:
             continue  # the discriminated union's branch name adds nothing for the reader
+        elif not _PLAIN_KEY.fullmatch(str(part)):
+            out += f"[{part!r}]"  # an odd key (spaces, line breaks) stays visible and on one line
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")

@@ -25,8 +25,9 @@ from collections import OrderedDict, deque
 
 import numpy as np
 
+from mtenv.devices import DeviceSpec
 from mtenv.inference import InferenceEngine
-from mtenv.metrics import EpisodeMetrics
+from mtenv.metrics import DeviceUsage, EpisodeMetrics
 from mtenv.plans import Plan
 from mtenv.profiles import LatencyProfile, derive_profile
 from mtenv.scenario import Scenario
@@ -68,11 +69,12 @@ class DeviceState:
         self,
         index: int,
         name: str,
-        spec,
+        spec: DeviceSpec,
         max_batch: int,
         timeout_s: float,
         max_queue: int,
         n_plans: int,
+        usage: DeviceUsage,
     ):
         self.index = index
         self.name = name
@@ -93,7 +95,7 @@ class DeviceState:
         self.wake_at = math.inf
         self.pending_cost = 0.0
         self.pending_energy = 0.0
-        self.usage = None
+        self.usage = usage
 
 
 class Simulator:
@@ -216,6 +218,7 @@ class Simulator:
                 e.batch_timeout_ms / 1e3,
                 e.max_queue,
                 len(self.plans),
+                self.metrics.devices[d],
             )
             for d, (spec, e) in enumerate(zip(self.specs, self._entries, strict=True))
         ]
@@ -231,7 +234,6 @@ class Simulator:
         self._missing_load_version = -1
         model_index = {m: i for i, m in enumerate(self.models)}
         for dev, entry in zip(self.devices, self._entries, strict=True):
-            dev.usage = self.metrics.devices[dev.index]
             for name in entry.resident:
                 m = model_index[name]
                 if dev.used_bytes + self.model_bytes[m] <= dev.spec.memory_bytes:
@@ -451,8 +453,7 @@ class Simulator:
             self.engine.probabilities(self.models[m], ids) for m in self.plan_models[plan]
         ]
         probs = self.plans[plan].fuse(member_probs)
-        answers = probs.argmax(axis=1)
-        return answers, probs[np.arange(len(batch)), answers]
+        return probs.argmax(axis=1), probs.max(axis=1)
 
     def _begin(self, dev: DeviceState, duration: float) -> None:
         dev.busy = True
