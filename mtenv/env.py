@@ -140,7 +140,9 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._max_queue = np.array([e.max_queue for e in self.scenario.device_entries()])
         self._max_priority = float(sim.generator.priority_weights.max())
         self._mean_rate = sim.generator.arrivals.mean_rate
-        self._static_ok = sim.plan_serves.T[:, :, None] & sim.plan_fits[None, :, :]  # [T, P, D]
+        static_ok = sim.plan_serves.T[:, :, None] & sim.plan_fits[None, :, :]  # [T, P, D]
+        self._type_masks = [np.append(ok.ravel(), True) for ok in static_ok]
+        self._mask = self._reject_only()
         self._task: Task | None = None
         self._done = True
         self._layout()
@@ -164,6 +166,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._miss = 0.0
         self._last_action = -1
         obs = self._observation()
+        self._update_mask()
         return obs, {"action_mask": self._mask_int8()}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -172,7 +175,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         task, sim = self._task, self.sim
         action = int(action)
         self._last_action = action
-        invalid = not self._valid(action, task)
+        invalid = not (0 <= action <= self.reject_action and self._mask[action])
         if invalid or action == self.reject_action:
             sim.reject(task, invalid=invalid)
         else:
@@ -196,6 +199,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._return += reward
 
         obs = self._observation()
+        self._update_mask()
         info: dict[str, Any] = {"action_mask": self._mask_int8(), "invalid_action": invalid}
         if truncated:
             info["metrics"] = {**sim.episode_metrics(), "episode_return": self._return}
@@ -203,13 +207,23 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask of the valid actions for the task being decided (reject always valid)."""
+        return self._mask.copy()
+
+    def _reject_only(self) -> np.ndarray:
         mask = np.zeros(self.action_space.n, dtype=bool)
         mask[self.reject_action] = True
-        if self._done or self._task is None:
-            return mask
-        ok = self._static_ok[self._task.type] & (self.sim.queue_len < self._max_queue)[None, :]
-        mask[: self.reject_action] = ok.ravel()
         return mask
+
+    def _update_mask(self) -> None:
+        """The mask of the current state: the task type's static mask, less full queues."""
+        if self._done or self._task is None:
+            self._mask = self._reject_only()
+            return
+        mask = self._type_masks[self._task.type]
+        if self.sim.full_queues:
+            room = self.sim.queue_len < self._max_queue
+            mask = mask & np.append(np.tile(room, self.n_plans), True)
+        self._mask = mask
 
     def render(self) -> str | None:
         if self.render_mode is None:
@@ -222,15 +236,8 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _valid(self, action: int, task: Task) -> bool:
-        if action == self.reject_action:
-            return True
-        if not 0 <= action < self.reject_action:
-            return False
-        return self.sim.can_run(action // self.n_devices, action % self.n_devices, task.type)
-
     def _mask_int8(self) -> np.ndarray:
-        return self.action_masks().astype(np.int8)
+        return self._mask.astype(np.int8)
 
     def _track_load(self, task: Task) -> None:
         """Exponentially decayed arrival rate: each arrival adds 1/τ, decaying with time."""

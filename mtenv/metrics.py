@@ -26,7 +26,7 @@ class LatencyHistogram:
         self.min_value = min_value
         self._log_ratio = math.log1p(rel_error)
         self._n_buckets = math.ceil(math.log(max_value / min_value) / self._log_ratio) + 1
-        self.counts = np.zeros(self._n_buckets, dtype=np.int64)
+        self.counts = [0] * self._n_buckets
         self.count = 0
 
     def add(self, value: float) -> None:
@@ -45,7 +45,7 @@ class LatencyHistogram:
             return math.nan
         rank = max(1, math.ceil(q * self.count))
         index = int(np.searchsorted(np.cumsum(self.counts), rank))
-        return self.min_value * math.exp((index + 1.0) * self._log_ratio)
+        return self.min_value * math.exp((index + 0.5) * self._log_ratio)
 
 
 def per_class_scores(confusion: np.ndarray) -> dict[str, dict[str, float]]:
@@ -97,17 +97,18 @@ class EpisodeMetrics:
     invalid_actions: int = 0
     latency_sum_s: float = 0.0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
-    confusion: np.ndarray = field(init=False)
-    plan_counts: np.ndarray = field(init=False)
-    type_completed: np.ndarray = field(init=False)
-    type_correct: np.ndarray = field(init=False)
+    # Plain lists: they are bumped once per task, where numpy scalar updates cost more.
+    confusion_counts: list[int] = field(init=False)
+    plan_counts: list[int] = field(init=False)
+    type_completed: list[int] = field(init=False)
+    type_correct: list[int] = field(init=False)
     devices: list[DeviceUsage] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.confusion = np.zeros((self.n_classes, self.n_classes), dtype=np.int64)
-        self.plan_counts = np.zeros(len(self.plan_names), dtype=np.int64)
-        self.type_completed = np.zeros(len(self.task_types), dtype=np.int64)
-        self.type_correct = np.zeros(len(self.task_types), dtype=np.int64)
+        self.confusion_counts = [0] * (self.n_classes * self.n_classes)
+        self.plan_counts = [0] * len(self.plan_names)
+        self.type_completed = [0] * len(self.task_types)
+        self.type_correct = [0] * len(self.task_types)
         self.devices = [DeviceUsage() for _ in self.device_names]
 
     def record_completion(
@@ -121,10 +122,15 @@ class EpisodeMetrics:
         self.correct_on_time += correct and on_time
         self.latency_sum_s += latency_s
         self.latency.add(latency_s)
-        self.confusion[label, answer] += 1
+        self.confusion_counts[label * self.n_classes + answer] += 1
         self.plan_counts[plan] += 1
         self.type_completed[task_type] += 1
         self.type_correct[task_type] += correct
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """Confusion matrix of completed tasks (rows: true class, columns: answer)."""
+        return np.array(self.confusion_counts, dtype=np.int64).reshape(self.n_classes, -1)
 
     def summary(self, span_s: float, idle_watts: list[float]) -> dict[str, object]:
         """The episode's metrics under stable snake_case keys.
@@ -141,7 +147,7 @@ class EpisodeMetrics:
             for d, w, b in zip(self.devices, idle_watts, busy, strict=True)
         )
         classes = per_class_scores(self.confusion)
-        plan_total = max(int(self.plan_counts.sum()), 1)
+        plan_total = max(sum(self.plan_counts), 1)
         return {
             "tasks": self.arrived,
             "completed": self.completed,

@@ -176,6 +176,9 @@ class Simulator:
         ]
         self.plan_alpha = np.array([[pp.alpha_s for pp in row] for row in self.plan_profiles])
         self.plan_beta = np.array([[pp.beta_s for pp in row] for row in self.plan_profiles])
+        # Python copies for scalar reads on the hot path (numpy scalar arithmetic is slower).
+        self._alpha: list[list[float]] = self.plan_alpha.tolist()
+        self._beta: list[list[float]] = self.plan_beta.tolist()
         capacity = np.array([s.memory_bytes for s in self.specs])
         plan_bytes = np.array(
             [self.model_bytes[list(members)].sum() for members in self.plan_models]
@@ -224,6 +227,7 @@ class Simulator:
         ]
         self.resident = np.zeros((n_d, n_m), dtype=bool)
         self.queue_len = np.zeros(n_d, dtype=np.int64)
+        self.full_queues = 0
         self.queued_work_s = np.zeros(n_d)
         self.busy_until = np.zeros(n_d)
         self.busy_acc_s = np.zeros(n_d)
@@ -297,6 +301,8 @@ class Simulator:
         queue.append(task)
         dev.n_queued += 1
         self.queue_len[device] += 1
+        if dev.n_queued == dev.max_queue:
+            self.full_queues += 1
         self.queued_work_s[device] += self._queue_work(dev, plan, len(queue)) - before
         self.in_flight += 1
         if not dev.busy:
@@ -353,7 +359,7 @@ class Simulator:
         if n == 0:
             return 0.0
         batches = -(-n // dev.max_batch)
-        return batches * self.plan_alpha[plan, dev.index] + n * self.plan_beta[plan, dev.index]
+        return batches * self._alpha[plan][dev.index] + n * self._beta[plan][dev.index]
 
     def _try_start(self, dev: DeviceState) -> None:
         """Start the next batch (or the load it needs) if a plan queue is ready."""
@@ -415,6 +421,8 @@ class Simulator:
                 continue
             batch.append(task)
         popped = before_len - len(queue)
+        if dev.n_queued >= dev.max_queue > dev.n_queued - popped:
+            self.full_queues -= 1
         dev.n_queued -= popped
         self.queue_len[dev.index] -= popped
         taken = before - self._queue_work(dev, plan, len(queue))
@@ -425,7 +433,7 @@ class Simulator:
         for m in self.plan_models[plan]:
             dev.resident.move_to_end(m)
         answers, confidences = self._serve(plan, batch)
-        duration = self.plan_profiles[plan][dev.index].batch_latency(len(batch))
+        duration = self._alpha[plan][dev.index] + self._beta[plan][dev.index] * len(batch)
         cost = dev.spec.price_per_hour * duration / 3600.0 + dev.pending_cost
         energy = dev.spec.busy_watts * duration + dev.pending_energy
         dev.pending_cost = dev.pending_energy = 0.0
@@ -433,8 +441,8 @@ class Simulator:
         for task, answer, conf in zip(batch, answers, confidences, strict=True):
             task.status = TaskStatus.RUNNING
             task.started = now
-            task.answer = int(answer)
-            task.confidence = float(conf)
+            task.answer = answer
+            task.confidence = conf
             task.cost_usd = cost * share
             task.energy_j = energy * share
         dev.batch = batch
@@ -446,14 +454,14 @@ class Simulator:
         dev.usage.cost_usd += dev.spec.price_per_hour * duration / 3600.0
         dev.usage.busy_energy_j += dev.spec.busy_watts * duration
 
-    def _serve(self, plan: int, batch: list[Task]) -> tuple[np.ndarray, np.ndarray]:
+    def _serve(self, plan: int, batch: list[Task]) -> tuple[list[int], list[float]]:
         """Run the plan's real models on the batch's inputs: answers and their confidence."""
         ids = np.fromiter((t.input_id for t in batch), dtype=np.int64, count=len(batch))
         member_probs = [
             self.engine.probabilities(self.models[m], ids) for m in self.plan_models[plan]
         ]
         probs = self.plans[plan].fuse(member_probs)
-        return probs.argmax(axis=1), probs.max(axis=1)
+        return probs.argmax(axis=1).tolist(), probs.max(axis=1).tolist()
 
     def _begin(self, dev: DeviceState, duration: float) -> None:
         dev.busy = True

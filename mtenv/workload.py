@@ -82,6 +82,11 @@ class TaskGenerator:
         self._level_p = _normalised(difficulty + [0.0] * (n_levels - len(difficulty)))
         self.priority_weights = np.array([p.weight for p in workload.priorities])
         self._priority_p = _normalised([p.share for p in workload.priorities])
+        # Python lists: per-task reads of numpy scalars would dominate next_task().
+        self._labels: list[int] = pool.labels.tolist()
+        self._levels: list[int] = pool.levels.tolist()
+        self._priorities: list[float] = self.priority_weights.tolist()
+        self._slo: list[float] = self.slo_s.tolist()
         self._rng = np.random.default_rng(0)
         self._cursor = _BLOCK
         self._next_id = 0
@@ -100,31 +105,30 @@ class TaskGenerator:
         k = self._cursor
         self._cursor += 1
         arrival = self.arrivals.next_arrival()
-        t = int(self._types[k])
-        input_id = int(self._inputs[k])
-        pclass = int(self._classes[k])
+        t = self._types[k]
+        input_id = self._inputs[k]
+        pclass = self._classes[k]
         task = Task(
             id=self._next_id,
             type=t,
             input_id=input_id,
-            label=int(self.pool.labels[input_id]),
-            difficulty=int(self.pool.levels[input_id]),
-            priority=float(self.priority_weights[pclass]),
+            label=self._labels[input_id],
+            difficulty=self._levels[input_id],
+            priority=self._priorities[pclass],
             priority_class=pclass,
             arrival=arrival,
-            deadline=arrival + float(self.slo_s[t]),
+            deadline=arrival + self._slo[t],
         )
         self._next_id += 1
         return task
 
     def _refill(self) -> None:
         rng = self._rng
-        self._types = rng.choice(len(self._type_p), size=_BLOCK, p=self._type_p)
+        self._types = rng.choice(len(self._type_p), size=_BLOCK, p=self._type_p).tolist()
         levels = rng.choice(len(self._level_p), size=_BLOCK, p=self._level_p)
-        self._inputs = levels * self.pool.n_per_level + rng.integers(
-            self.pool.n_per_level, size=_BLOCK
-        )
-        self._classes = rng.choice(len(self._priority_p), size=_BLOCK, p=self._priority_p)
+        inputs = levels * self.pool.n_per_level + rng.integers(self.pool.n_per_level, size=_BLOCK)
+        self._inputs = inputs.tolist()
+        self._classes = rng.choice(len(self._priority_p), size=_BLOCK, p=self._priority_p).tolist()
         self._cursor = 0
 
 
