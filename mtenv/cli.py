@@ -16,6 +16,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 EXIT_BAD_INPUT = 2
@@ -39,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ScenarioError, ZooError) as exc:
         print(f"mtenv: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # the reader went away (``mtenv run | head``): not an error
+        sys.stderr.close()
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
 
     zoo = commands.add_parser("zoo", help="the model zoo: train it, regenerate its card")
+    zoo.set_defaults(handler=lambda _args: _print_help(zoo))
     zoo_commands = zoo.add_subparsers(title="zoo commands")
     train = zoo_commands.add_parser("train", help="train every zoo model (deterministic)")
     train.add_argument("--out", default=None, help="folder for the weights (default: the package)")
@@ -82,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     perf.add_argument("--json", action="store_true")
     perf.set_defaults(handler=_cmd_perf)
     return parser
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_BAD_INPUT
 
 
 def _positive_int(text: str) -> int:
@@ -158,10 +168,17 @@ def _metrics_table(scenario: str, policy: str, episodes: int, summary: dict) -> 
 # --- zoo -----------------------------------------------------------------------------------
 
 
+def _out_dir(out: str | None) -> str | None:
+    """``--out`` checked before any work: an existing path must be a folder."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise CliError(f"--out: expected a folder, got the file {out!r}")
+    return out
+
+
 def _cmd_zoo_train(args: argparse.Namespace) -> int:
     from mtenv.zoo import train_zoo
 
-    paths = train_zoo(out_dir=args.out, names=args.models)
+    paths = train_zoo(out_dir=_out_dir(args.out), names=args.models)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
@@ -170,7 +187,7 @@ def _cmd_zoo_train(args: argparse.Namespace) -> int:
 def _cmd_zoo_card(args: argparse.Namespace) -> int:
     from mtenv.zoo import write_card
 
-    for path in write_card(out_dir=args.out):
+    for path in write_card(out_dir=_out_dir(args.out)):
         print(path)
     return 0
 

@@ -20,6 +20,10 @@ from mtenv.zoo import Pool, load_model
 INFERENCE_MODES = ("live", "memoized")
 _MEMO_CHUNK = 64
 
+# Memoized outputs, shared by every engine in the process: (model, device) -> [pool size, classes].
+# The weights and the pool are fixed package data, so a table computed once stays right.
+_MEMO: dict[tuple[str, str], np.ndarray] = {}
+
 
 def _one_torch_thread_after_fork() -> None:
     """Forked workers (Gymnasium's async vector envs, SB3's SubprocVecEnv with fork) inherit an
@@ -58,15 +62,15 @@ class InferenceEngine:
         self.pool = pool
         self.models = {name: load_model(name, device=device) for name in model_names}
         self._inputs = pool.inputs.to(device)
-        self._memo: dict[str, np.ndarray] = {}
         self.stats = ForwardStats()
 
     def probabilities(self, model: str, input_ids: np.ndarray) -> np.ndarray:
         """Class probabilities ``[len(input_ids), n_classes]`` (float32) of ``model``."""
         if self.mode == "memoized":
-            table = self._memo.get(model)
+            table = _MEMO.get((model, self.device))
             if table is None:
-                table = self._memo[model] = self._whole_pool(model)
+                table = _MEMO[model, self.device] = self._whole_pool(model)
+                table.flags.writeable = False
             return table[input_ids]
         return self._forward(model, torch.from_numpy(np.asarray(input_ids, dtype=np.int64)))
 
@@ -83,7 +87,3 @@ class InferenceEngine:
     def _whole_pool(self, model: str) -> np.ndarray:
         ids = torch.arange(self.pool.n_inputs)
         return np.concatenate([self._forward(model, chunk) for chunk in ids.split(_MEMO_CHUNK)])
-
-    def __getstate__(self) -> dict:
-        # The memo is a cache: a copy of the engine recomputes what it needs.
-        return {**self.__dict__, "_memo": {}}

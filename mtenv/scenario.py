@@ -166,7 +166,7 @@ class DeviceConfig(_Strict):
     """One device (or ``count`` identical ones) of a catalogue kind, with optional overrides."""
 
     kind: str
-    count: Annotated[int, Field(ge=1)] = 1
+    count: Annotated[int, Field(ge=1, le=4096)] = 1
     name: str | None = None
     memory_gb: PositiveFloat | None = None
     price_per_hour: NonNegativeFloat | None = None

@@ -1,0 +1,240 @@
+"""The ``mtenv`` command line: ``run`` prints a metrics table or one JSON object, bad input is
+one ``mtenv: error:`` message with exit status 2, and ``zoo card`` regenerates the shipped card.
+
+Commands run in-process through :func:`mtenv.cli.main` (fast); one smoke test runs the installed
+console script in a real subprocess to prove the entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtenv.cli import EXIT_BAD_INPUT, main
+from mtenv.scenario import shipped_scenarios
+
+HEADLINE = ("effective_accuracy", "slo_attainment", "latency_p99_ms")
+RUN = ["run", "--scenario", "quickstart", "--episodes", "2", "--seed", "0"]
+RUN += ["--inference", "memoized"]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``main(argv)``: its exit status, stdout and stderr."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    code, out, err = run_cli(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+# --- run -------------------------------------------------------------------------------------
+
+
+def test_run_prints_a_metrics_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, *RUN, "--policy", "random")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "quickstart" in lines[0]
+    assert "random" in lines[0]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    for key in HEADLINE:
+        assert key in rows, key
+        float(rows[key][0])  # the mean is a number
+    assert 0.0 <= float(rows["slo_attainment"][0]) <= 1.0
+    # Progress goes to stderr, one line per episode; stdout holds only the table.
+    progress = err.splitlines()
+    assert len(progress) == 2
+    assert progress[0].startswith("episode 1/2: ")
+    assert progress[1].startswith("episode 2/2: ")
+
+
+def test_run_json_is_one_object_with_the_headline_metrics(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    payload = run_json(capsys, *RUN, "--policy", "random")
+    assert payload["scenario"] == "quickstart"
+    assert payload["policy"] == "random"
+    assert payload["episodes"] == 2
+    assert payload["seed"] == 0
+    assert payload["inference"] == "memoized"
+    for key in HEADLINE:
+        assert isinstance(payload["metrics"][key], float), key
+        assert key in payload["ci95"], key
+    assert 0.0 <= payload["metrics"]["effective_accuracy"] <= 1.0
+    assert payload["metrics"]["latency_p99_ms"] > 0.0
+
+
+def test_run_json_is_deterministic_for_a_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    first = run_json(capsys, *RUN, "--policy", "random")
+    second = run_json(capsys, *RUN, "--policy", "random")
+    assert first == second
+    other_seed = [a if a != "0" else "1" for a in RUN]
+    assert run_json(capsys, *other_seed, "--policy", "random")["metrics"] != first["metrics"]
+
+
+def test_round_robin_policy_runs_and_differs_from_random(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    round_robin = run_json(capsys, *RUN, "--policy", "round-robin")
+    assert round_robin["policy"] == "round-robin"
+    assert set(HEADLINE) <= set(round_robin["metrics"])
+    random = run_json(capsys, *RUN, "--policy", "random")
+    assert round_robin["metrics"] != random["metrics"]
+
+
+def test_run_accepts_a_scenario_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    raw = yaml.safe_load(shipped_scenarios()["quickstart"].read_text(encoding="utf-8"))
+    raw.update(name="from-file", episode_tasks=20)
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    payload = run_json(capsys, "run", "--scenario", str(path), "--episodes", "1")
+    assert payload["scenario"] == "from-file"
+    assert payload["metrics"]["tasks"] == 20
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def test_unknown_scenario_name_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "run", "--scenario", "quikstart", "--episodes", "1")
+    assert code == EXIT_BAD_INPUT == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("mtenv: error: ")
+    assert "'quikstart'" in err
+    assert "did you mean 'quickstart'" in err
+
+
+def test_bad_scenario_file_names_the_field(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    raw = yaml.safe_load(shipped_scenarios()["quickstart"].read_text(encoding="utf-8"))
+    raw["devices"][1]["memory_gb"] = -4
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    code, out, err = run_cli(capsys, "run", "--scenario", str(path), "--episodes", "1")
+    assert code == 2
+    assert out == ""
+    assert err.startswith("mtenv: error: ")
+    assert "bad.yaml" in err
+    assert "devices[1].memory_gb: expected a number > 0, got -4" in err
+    assert "Traceback" not in err
+
+
+def test_missing_scenario_file_is_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run_cli(capsys, "run", "--scenario", str(tmp_path / "gone.yaml"))
+    assert code == 2
+    assert err.startswith("mtenv: error: ")
+    assert "gone.yaml" in err
+
+
+def test_unknown_policy_suggests_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "run", "--policy", "round_robin", "--episodes", "1")
+    assert code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("mtenv: error: --policy: ")
+    assert "'round_robin'" in err
+    assert "did you mean round-robin" in err
+
+
+@pytest.mark.parametrize("episodes", ["0", "-3", "two"])
+def test_episodes_must_be_a_positive_integer(
+    capsys: pytest.CaptureFixture[str], episodes: str
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--episodes", episodes])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "--episodes" in err
+    assert "expected a positive integer" in err
+
+
+def test_unknown_inference_mode_is_rejected_by_argparse(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--inference", "cached"])
+    assert caught.value.code == 2
+    assert "--inference" in capsys.readouterr().err
+
+
+def test_cuda_without_cuda_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, out, err = run_cli(capsys, "run", "--device", "cuda", "--episodes", "1")
+    assert code == 2
+    assert out == ""
+    assert err.startswith("mtenv: error: ")
+    assert "CUDA is not available" in err
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys)
+    assert code == 2
+    assert "run" in out
+    assert "zoo" in out
+
+
+# --- zoo card --------------------------------------------------------------------------------
+
+
+def test_zoo_card_regenerates_the_shipped_card(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run_cli(capsys, "zoo", "card", "--out", str(tmp_path))
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["CARD.md", "card.json"]
+    assert {Path(line).name for line in out.splitlines()} == {"CARD.md", "card.json"}
+    shipped = resources.files("mtenv.zoo")
+    written = json.loads((tmp_path / "card.json").read_text(encoding="utf-8"))
+    assert written == json.loads(shipped.joinpath("card.json").read_text(encoding="utf-8"))
+    assert (tmp_path / "CARD.md").read_text(encoding="utf-8") == shipped.joinpath(
+        "CARD.md"
+    ).read_text(encoding="utf-8")
+
+
+def test_zoo_card_out_must_be_a_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "card.json"
+    not_a_folder.write_text("keep me", encoding="utf-8")
+    code, out, err = run_cli(capsys, "zoo", "card", "--out", str(not_a_folder))
+    assert code == 2
+    assert err.startswith("mtenv: error: --out: ")
+    assert "card.json" in err
+    assert not_a_folder.read_text(encoding="utf-8") == "keep me"
+
+
+# --- the real entry point ----------------------------------------------------------------------
+
+
+def test_console_script_runs_in_a_subprocess(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The installed ``mtenv`` script runs from another directory and prints the same JSON as
+    the in-process call."""
+    script = shutil.which("mtenv", path=str(Path(sys.executable).parent))
+    assert script is not None, "the mtenv console script is installed next to the interpreter"
+    argv = ["run", "--episodes", "1", "--seed", "3", "--inference", "memoized", "--json"]
+    env = {**os.environ, "PYTHONSAFEPATH": "1"}
+    done = subprocess.run(
+        [script, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert set(HEADLINE) <= set(payload["metrics"])
+    assert payload == run_json(capsys, *argv[:-1])
