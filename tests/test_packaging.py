@@ -161,12 +161,7 @@ _SMOKE = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_wheel_installs_and_runs_from_another_directory(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if "slow" not in request.config.getoption("markexpr"):
-        pytest.skip("builds and installs a wheel; run with -m slow")
+def test_wheel_installs_and_runs_from_another_directory(tmp_path: Path) -> None:
     # Build from a copy, so that the build leaves nothing (build/, egg-info) in the repo.
     source = tmp_path / "source"
     shutil.copytree(REPO, source, ignore=_IGNORE)
