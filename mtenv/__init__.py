@@ -18,7 +18,10 @@ from gymnasium.envs.registration import register, registry
 
 __version__ = "0.1.0"
 
-ENV_IDS: dict[str, str] = {"mtenv/Quickstart-v0": "quickstart"}
+ENV_IDS: dict[str, str] = {
+    "mtenv/Quickstart-v0": "quickstart",
+    "mtenv/Collaboration-v0": "collaboration",
+}
 """Registered scenario ids and the shipped scenario each one runs."""
 
 

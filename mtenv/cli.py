@@ -81,7 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     card.set_defaults(handler=_cmd_zoo_card)
 
     perf = commands.add_parser("perf", help="step rate versus CartPole-v1, live and memoized")
-    perf.add_argument("--scenario", default="quickstart")
+    perf.add_argument(
+        "--scenarios", nargs="+", default=["quickstart", "collaboration"], help="shipped names"
+    )
     perf.add_argument("--steps", type=_positive_int, default=20_000)
     perf.add_argument("--repeats", type=_positive_int, default=3)
     perf.add_argument("--json", action="store_true")
@@ -198,7 +200,7 @@ def _cmd_zoo_card(args: argparse.Namespace) -> int:
 def _cmd_perf(args: argparse.Namespace) -> int:
     from mtenv.perf import format_report, run_perf
 
-    report = run_perf(args.scenario, steps=args.steps, repeats=args.repeats)
+    report = run_perf(tuple(args.scenarios), steps=args.steps, repeats=args.repeats)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 

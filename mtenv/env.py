@@ -16,7 +16,7 @@ from mtenv.scenario import Scenario, load_scenario
 from mtenv.simulator import Simulator
 from mtenv.types import Task, TaskStatus
 from mtenv.workload import task_generator
-from mtenv.zoo import N_LEVELS, serving_pool
+from mtenv.zoo import N_LEVELS
 
 _MISS_EWMA = 0.05  # weight of the newest settled task in the recent SLO-miss rate (~20 tasks)
 
@@ -110,15 +110,15 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             )
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.render_mode = render_mode
-        pool = serving_pool()
-        mode = inference or self.scenario.inference.mode
+        task_types = list(self.scenario.workload.task_types)
         self.engine = InferenceEngine(
             list(self.scenario.models),
-            pool,
-            mode=mode,
+            task_types,
+            mode=inference or self.scenario.inference.mode,
             device=device or self.scenario.inference.device,
         )
-        self.sim = Simulator(self.scenario, task_generator(self.scenario, pool), self.engine)
+        pools = self.engine.pools
+        self.sim = Simulator(self.scenario, task_generator(self.scenario, pools), self.engine)
         self.reward_fn = TaskReward(self.scenario.reward)
 
         sim = self.sim

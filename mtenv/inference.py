@@ -1,9 +1,10 @@
 """Running the zoo's real models on the tasks' real inputs.
 
 ``live`` mode runs one batched forward pass per model per simulated batch, in
-``torch.inference_mode()``. ``memoized`` mode runs each model once over the whole (finite) serving
-pool in fixed chunks the first time the model is asked for, keeps its class probabilities, and
-answers later batches by lookup; both modes give the same answers for the same inputs.
+``torch.inference_mode()``. ``memoized`` mode runs each model once over the whole (finite)
+serving pool of each task type in fixed chunks the first time the model is asked for, keeps its
+class probabilities, and answers later batches by lookup; both modes give the same answers for the
+same inputs.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mtenv.zoo import Pool, load_model
+from mtenv.zoo import load_model
+from mtenv.zoo.data import CANVAS_SIZE, to_canvas
+from mtenv.zoo.models import MultiTaskNet
+from mtenv.zoo.tasks import pool_for
 
 INFERENCE_MODES = ("live", "memoized")
 _MEMO_CHUNK = 64
 
-# Memoized outputs, shared by every engine in the process: (model, device) -> [pool size, classes].
-# The weights and the pool are fixed package data, so a table computed once stays right.
-_MEMO: dict[tuple[str, str], np.ndarray] = {}
+# Whole-pool outputs, shared by every engine in the process:
+# (model, task type, split, device) -> [pool size, classes]. The weights and the pools are fixed
+# package data, so a table computed once stays right.
+_MEMO: dict[tuple[str, str, str, str], np.ndarray] = {}
 
 
 def _one_torch_thread_after_fork() -> None:
@@ -37,53 +42,111 @@ os.register_at_fork(after_in_child=_one_torch_thread_after_fork)
 
 @dataclass
 class ForwardStats:
-    """Wall-clock accounting of forward passes (for benchmarks; never part of an episode's info)."""
+    """Wall-clock accounting of forward passes (for benchmarks; never part of an episode's info).
+
+    ``trunk_calls`` counts the trunk passes of multi-task models: one per batch, whatever the
+    mix of task types in it.
+    """
 
     calls: int = 0
     samples: int = 0
     seconds: float = 0.0
+    trunk_calls: int = 0
 
 
 class InferenceEngine:
-    """Class probabilities of zoo models on serving-pool inputs.
+    """Class probabilities of zoo models on the pools' real inputs.
 
     Args:
         model_names: the models a scenario may run; loaded from the zoo's safetensors.
-        pool: the inputs tasks refer to by id.
+        task_types: the task types whose serving pools tasks refer to by input id.
         mode: ``"live"`` or ``"memoized"``.
         device: ``"cpu"`` or ``"cuda"`` (where the models really run).
     """
 
-    def __init__(self, model_names: list[str], pool: Pool, mode: str = "live", device: str = "cpu"):
+    def __init__(
+        self,
+        model_names: list[str],
+        task_types: list[str],
+        mode: str = "live",
+        device: str = "cpu",
+    ):
         if mode not in INFERENCE_MODES:
             raise ValueError(f"inference mode: expected one of {INFERENCE_MODES}, got {mode!r}")
         self.mode = mode
         self.device = device
-        self.pool = pool
         self.models = {name: load_model(name, device=device) for name in model_names}
-        self._inputs = pool.inputs.to(device)
+        self.pools = {t: pool_for(t, "serving") for t in task_types}
+        self._inputs = {t: pool.inputs.to(device) for t, pool in self.pools.items()}
         self.stats = ForwardStats()
 
-    def probabilities(self, model: str, input_ids: np.ndarray) -> np.ndarray:
-        """Class probabilities ``[len(input_ids), n_classes]`` (float32) of ``model``."""
+    def probabilities(self, model: str, input_ids: np.ndarray, task_type: str) -> np.ndarray:
+        """Class probabilities ``[len(input_ids), n_classes]`` (float32) of ``model`` on inputs
+        of ``task_type``'s serving pool."""
         if self.mode == "memoized":
-            table = _MEMO.get((model, self.device))
-            if table is None:
-                table = _MEMO[model, self.device] = self._whole_pool(model)
-                table.flags.writeable = False
-            return table[input_ids]
-        return self._forward(model, torch.from_numpy(np.asarray(input_ids, dtype=np.int64)))
+            return self.pool_outputs(model, task_type)[input_ids]
+        ids = torch.from_numpy(np.asarray(input_ids, dtype=np.int64))
+        return self._forward(model, self._inputs[task_type], ids, task_type)
 
-    def _forward(self, model: str, ids: torch.Tensor) -> np.ndarray:
+    def multitask_probabilities(
+        self, model: str, ids_by_type: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """A shared-trunk model on a batch mixing task types: the trunk runs once on every input
+        of the batch, then each type's head on its own rows."""
+        if self.mode == "memoized":
+            return {t: self.pool_outputs(model, t)[ids] for t, ids in ids_by_type.items()}
+        net = self.models[model]
         start = time.perf_counter()
         with torch.inference_mode():
-            batch = self._inputs[ids.to(self._inputs.device)]
-            probs = torch.softmax(self.models[model](batch), dim=1).cpu().numpy()
+            parts = [
+                _canvas(self._inputs[t][torch.from_numpy(ids).to(self.device)])
+                for t, ids in ids_by_type.items()
+            ]
+            features = net.trunk(torch.cat(parts))
+            out, row = {}, 0
+            for t, ids in ids_by_type.items():
+                logits = net.forward_heads(features[row : row + len(ids)], t)
+                out[t] = torch.softmax(logits, dim=1).cpu().numpy()
+                row += len(ids)
+        self.stats.calls += 1
+        self.stats.trunk_calls += 1
+        self.stats.samples += row
+        self.stats.seconds += time.perf_counter() - start
+        return out
+
+    def pool_outputs(self, model: str, task_type: str, split: str = "serving") -> np.ndarray:
+        """The model's probabilities on a whole pool (computed once per process, then shared)."""
+        key = (model, task_type, split, self.device)
+        table = _MEMO.get(key)
+        if table is None:
+            pool = pool_for(task_type, split)
+            inputs = pool.inputs.to(self.device)
+            ids = torch.arange(pool.n_inputs)
+            table = np.concatenate(
+                [self._forward(model, inputs, c, task_type) for c in ids.split(_MEMO_CHUNK)]
+            )
+            table.flags.writeable = False
+            _MEMO[key] = table
+        return table
+
+    def validation_pool(self, task_type: str):
+        """The labelled validation pool of a task type (for fitting, never for serving)."""
+        return pool_for(task_type, "validation")
+
+    def _forward(
+        self, model: str, inputs: torch.Tensor, ids: torch.Tensor, task_type: str
+    ) -> np.ndarray:
+        start = time.perf_counter()
+        net = self.models[model]
+        with torch.inference_mode():
+            batch = inputs[ids.to(inputs.device)]
+            logits = net(batch, task_type) if isinstance(net, MultiTaskNet) else net(batch)
+            probs = torch.softmax(logits, dim=1).cpu().numpy()
         self.stats.calls += 1
         self.stats.samples += len(ids)
         self.stats.seconds += time.perf_counter() - start
         return probs
 
-    def _whole_pool(self, model: str) -> np.ndarray:
-        ids = torch.arange(self.pool.n_inputs)
-        return np.concatenate([self._forward(model, chunk) for chunk in ids.split(_MEMO_CHUNK)])
+
+def _canvas(x: torch.Tensor) -> torch.Tensor:
+    return to_canvas(x) if x.shape[-1] != CANVAS_SIZE else x

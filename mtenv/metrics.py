@@ -83,7 +83,7 @@ class EpisodeMetrics:
     passed before its batch started, when the scenario drops expired tasks) or rejected.
     """
 
-    n_classes: int
+    n_classes: list[int]  # per task type
     plan_names: list[str]
     device_names: list[str]
     task_types: list[str]
@@ -95,17 +95,19 @@ class EpisodeMetrics:
     rejected: int = 0
     dropped: int = 0
     invalid_actions: int = 0
+    escalations: int = 0
+    cascade_plans: tuple[int, ...] = ()
     latency_sum_s: float = 0.0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     # Plain lists: they are bumped once per task, where numpy scalar updates cost more.
-    confusion_counts: list[int] = field(init=False)
+    confusion_counts: list[list[int]] = field(init=False)  # per task type, flat C×C
     plan_counts: list[int] = field(init=False)
     type_completed: list[int] = field(init=False)
     type_correct: list[int] = field(init=False)
     devices: list[DeviceUsage] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.confusion_counts = [0] * (self.n_classes * self.n_classes)
+        self.confusion_counts = [[0] * (c * c) for c in self.n_classes]
         self.plan_counts = [0] * len(self.plan_names)
         self.type_completed = [0] * len(self.task_types)
         self.type_correct = [0] * len(self.task_types)
@@ -122,15 +124,15 @@ class EpisodeMetrics:
         self.correct_on_time += correct and on_time
         self.latency_sum_s += latency_s
         self.latency.add(latency_s)
-        self.confusion_counts[label * self.n_classes + answer] += 1
+        self.confusion_counts[task_type][label * self.n_classes[task_type] + answer] += 1
         self.plan_counts[plan] += 1
         self.type_completed[task_type] += 1
         self.type_correct[task_type] += correct
 
-    @property
-    def confusion(self) -> np.ndarray:
-        """Confusion matrix of completed tasks (rows: true class, columns: answer)."""
-        return np.array(self.confusion_counts, dtype=np.int64).reshape(self.n_classes, -1)
+    def confusion(self, task_type: int = 0) -> np.ndarray:
+        """Confusion matrix of a task type's completed tasks (rows: truth, columns: answer)."""
+        counts = self.confusion_counts[task_type]
+        return np.array(counts, dtype=np.int64).reshape(self.n_classes[task_type], -1)
 
     def summary(self, span_s: float, idle_watts: list[float]) -> dict[str, object]:
         """The episode's metrics under stable snake_case keys.
@@ -146,8 +148,15 @@ class EpisodeMetrics:
             d.busy_energy_j + w * max(span_s - b, 0.0)
             for d, w, b in zip(self.devices, idle_watts, busy, strict=True)
         )
-        classes = per_class_scores(self.confusion)
+        classes = {t: per_class_scores(self.confusion(i)) for i, t in enumerate(self.task_types)}
+        served = [n > 0 for n in self.type_completed]
+        macro = [
+            float(np.mean([c["f1"] for c in classes[t].values()]))
+            for t, s in zip(self.task_types, served, strict=True)
+            if s
+        ]
         plan_total = max(sum(self.plan_counts), 1)
+        cascade_tasks = sum(self.plan_counts[p] for p in self.cascade_plans)
         return {
             "tasks": self.arrived,
             "completed": self.completed,
@@ -170,7 +179,9 @@ class EpisodeMetrics:
             "loads": sum(d.loads for d in self.devices),
             "evictions": sum(d.evictions for d in self.devices),
             "span_s": span_s,
-            "macro_f1": float(np.mean([c["f1"] for c in classes.values()])),
+            "macro_f1": float(np.mean(macro)) if macro else 0.0,
+            "escalations": self.escalations,
+            "escalation_rate": self.escalations / cascade_tasks if cascade_tasks else 0.0,
             "utilization": {n: b / span for n, b in zip(self.device_names, busy, strict=True)},
             "plan_mix": {
                 n: int(c) / plan_total

@@ -5,7 +5,10 @@ process are what the targets are about:
 
 * memoized ÷ CartPole ≥ 0.5 (the simulation itself is cheap);
 * live ÷ memoized ≥ 0.5 (real batched inference costs no more than the simulation around it),
-  with the share of live wall time spent inside the models' forward passes.
+  with the share of live wall time spent inside the models' forward passes,
+
+on the quick scenario and on ``collaboration``, which offers every plan kind (ensembles,
+cascades, the shared-trunk model) for two task types.
 
 Each rate is the median of ``repeats`` timed runs, the runs of different envs interleaved so
 that drift hits them alike. Both envs are made with ``gymnasium.make`` and driven by a uniform
@@ -59,34 +62,53 @@ def _rate_mtenv(env: gym.Env, steps: int, seed: int) -> tuple[float, float]:
 
 
 def run_perf(
-    scenario: str = "quickstart", steps: int = 20_000, repeats: int = 3, seed: int = 0
+    scenarios: tuple[str, ...] = ("quickstart", "collaboration"),
+    steps: int = 20_000,
+    repeats: int = 3,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Measure the three step rates and their ratios; returns a JSON-safe report."""
+    """Measure CartPole's step rate and, per scenario, the memoized and live step rates, the
+    live forward-pass share and the ratios; returns a JSON-safe report."""
     env_id = "mtenv/TaskAllocation-v0"
-    memo_env = gym.make(env_id, scenario=scenario, inference="memoized")
-    live_env = gym.make(env_id, scenario=scenario, inference="live")
-    for env in (memo_env, live_env):  # warm-up: load models, fill the memo, JIT nothing
+    envs = {
+        (name, mode): gym.make(env_id, scenario=name, inference=mode)
+        for name in scenarios
+        for mode in ("memoized", "live")
+    }
+    for env in envs.values():  # warm-up: load models, fill the memo tables
         _rate_mtenv(env, min(steps, 2_000), seed)
-    cart, memo, live, share = [], [], [], []
+    cart: list[float] = []
+    rates: dict[tuple[str, str], list[float]] = {key: [] for key in envs}
+    shares: dict[str, list[float]] = {name: [] for name in scenarios}
     for r in range(repeats):
         cart.append(_rate_cartpole(steps, seed + r))
-        memo.append(_rate_mtenv(memo_env, steps, seed + r)[0])
-        rate, forward_share = _rate_mtenv(live_env, steps, seed + r)
-        live.append(rate)
-        share.append(forward_share)
-    memo_env.close()
-    live_env.close()
-    cartpole, memoized, live_rate = (statistics.median(x) for x in (cart, memo, live))
+        for (name, mode), env in envs.items():
+            rate, share = _rate_mtenv(env, steps, seed + r)
+            rates[name, mode].append(rate)
+            if mode == "live":
+                shares[name].append(share)
+    for env in envs.values():
+        env.close()
+    cartpole = statistics.median(cart)
+    rows = []
+    for name in scenarios:
+        memo = statistics.median(rates[name, "memoized"])
+        live = statistics.median(rates[name, "live"])
+        rows.append(
+            {
+                "scenario": name,
+                "memoized_steps_per_s": round(memo),
+                "live_steps_per_s": round(live),
+                "live_forward_share": round(statistics.median(shares[name]), 3),
+                "memoized_over_cartpole": round(memo / cartpole, 3),
+                "live_over_memoized": round(live / memo, 3),
+            }
+        )
     return {
-        "scenario": scenario,
         "steps": steps,
         "repeats": repeats,
         "cartpole_steps_per_s": round(cartpole),
-        "memoized_steps_per_s": round(memoized),
-        "live_steps_per_s": round(live_rate),
-        "live_forward_share": round(statistics.median(share), 3),
-        "memoized_over_cartpole": round(memoized / cartpole, 3),
-        "live_over_memoized": round(live_rate / memoized, 3),
+        "scenarios": rows,
         "targets": {"memoized_over_cartpole": 0.5, "live_over_memoized": 0.5},
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -97,18 +119,21 @@ def run_perf(
 def format_report(report: dict[str, Any]) -> str:
     """The report as the rows a closing note or README quotes."""
     t = report["targets"]
-    return "\n".join(
-        [
-            f"mtenv perf · scenario {report['scenario']} · {report['steps']} steps × "
-            f"{report['repeats']} repeats (median) · python {report['python']}, "
-            f"torch {report['torch']} ({report['torch_threads']} threads)",
-            f"CartPole-v1 (gymnasium.make)   {report['cartpole_steps_per_s']:>9,} steps/s",
-            f"mtenv memoized                 {report['memoized_steps_per_s']:>9,} steps/s",
-            f"mtenv live                     {report['live_steps_per_s']:>9,} steps/s"
-            f"   ({report['live_forward_share']:.0%} of wall time in forward passes)",
-            f"memoized / CartPole = {report['memoized_over_cartpole']:.3f}"
-            f"   (target ≥ {t['memoized_over_cartpole']})",
-            f"live / memoized     = {report['live_over_memoized']:.3f}"
-            f"   (target ≥ {t['live_over_memoized']})",
-        ]
+    lines = [
+        f"mtenv perf · {report['steps']} steps × {report['repeats']} repeats (median) · "
+        f"python {report['python']}, torch {report['torch']} ({report['torch_threads']} threads)",
+        f"CartPole-v1 (gymnasium.make): {report['cartpole_steps_per_s']:,} steps/s",
+        f"{'scenario':<15}{'memoized/s':>11}{'live/s':>9}{'in forward':>11}"
+        f"{'memo/CartPole':>15}{'live/memo':>11}",
+    ]
+    for row in report["scenarios"]:
+        lines.append(
+            f"{row['scenario']:<15}{row['memoized_steps_per_s']:>11,}{row['live_steps_per_s']:>9,}"
+            f"{row['live_forward_share']:>11.0%}{row['memoized_over_cartpole']:>15.3f}"
+            f"{row['live_over_memoized']:>11.3f}"
+        )
+    lines.append(
+        f"targets: memoized/CartPole ≥ {t['memoized_over_cartpole']}, "
+        f"live/memoized ≥ {t['live_over_memoized']}"
     )
+    return "\n".join(lines)

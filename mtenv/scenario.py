@@ -20,10 +20,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from mtenv.devices import DEVICE_KINDS, DeviceSpec, device_spec
-from mtenv.plans import Plan, single
+from mtenv.plans import CascadePlan, EnsemblePlan, MultiTaskPlan, Plan, SinglePlan
 from mtenv.profiles import ProfileScale
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -186,16 +194,102 @@ class DeviceConfig(_Strict):
         return base.with_overrides(**changes) if changes else base
 
 
-class PlanConfig(_Strict):
-    """A plan on offer. At this version only ``single`` (one model serves the task)."""
+def _served_types(models: tuple[str, ...]) -> tuple[str, ...]:
+    """The task types every one of ``models`` serves (from the zoo's measured stats)."""
+    from mtenv.zoo import model_stats
+
+    types = [model_stats(m).task_types for m in models]
+    return tuple(t for t in types[0] if all(t in other for other in types[1:]))
+
+
+class SinglePlanConfig(_Strict):
+    """One model serves the task. Named after the model unless ``name`` is given."""
 
     kind: Literal["single"] = "single"
     model: str
     name: str | None = None
 
+    def model_names(self) -> tuple[str, ...]:
+        return (self.model,)
+
     def build(self) -> Plan:
-        plan = single(self.model)
-        return Plan(self.name, plan.kind, plan.models, plan.task_type) if self.name else plan
+        return SinglePlan(self.name or self.model, _served_types((self.model,)), self.model)
+
+
+class EnsemblePlanConfig(_Strict):
+    """Several models answer; outputs fused by weighted mean or vote, with uniform, fitted
+    (offline, validation pool) or online (multiplicative-weights) weights."""
+
+    kind: Literal["ensemble"]
+    members: list[str] = Field(min_length=2)
+    fusion: Literal["mean", "vote"] = "mean"
+    weighting: Literal["uniform", "fitted", "online"] = "uniform"
+    learning_rate: PositiveFloat = 0.1
+    name: str | None = None
+
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(self.members)
+
+    def build(self) -> Plan:
+        members = tuple(self.members)
+        name = self.name or f"{self.fusion}({'+'.join(members)}){'/' + self.weighting}"
+        return EnsemblePlan(
+            name, _served_types(members), members, self.fusion, self.weighting, self.learning_rate
+        )
+
+
+class CascadePlanConfig(_Strict):
+    """``first`` answers; when its confidence is under ``threshold`` the task escalates to
+    ``second`` on the same device."""
+
+    kind: Literal["cascade"]
+    first: str
+    second: str
+    threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    name: str | None = None
+
+    def model_names(self) -> tuple[str, ...]:
+        return (self.first, self.second)
+
+    def build(self) -> Plan:
+        name = self.name or f"{self.first}>{self.second}@{self.threshold:g}"
+        types = _served_types((self.first, self.second))
+        return CascadePlan(name, types, self.first, self.second, self.threshold)
+
+
+class MultiTaskPlanConfig(_Strict):
+    """A shared-trunk multi-task model serving every task type it has a head for."""
+
+    kind: Literal["multitask"]
+    model: str
+    name: str | None = None
+
+    def model_names(self) -> tuple[str, ...]:
+        return (self.model,)
+
+    def build(self) -> Plan:
+        return MultiTaskPlan(self.name or self.model, _served_types((self.model,)), self.model)
+
+
+def _plan_kind(value: Any) -> str | None:
+    """The plan's ``kind``; a plan written without one is a single-model plan."""
+    if isinstance(value, dict):
+        return value.get("kind", "single")
+    return getattr(value, "kind", None)
+
+
+PlanConfig = Annotated[
+    Annotated[SinglePlanConfig, Tag("single")]
+    | Annotated[EnsemblePlanConfig, Tag("ensemble")]
+    | Annotated[CascadePlanConfig, Tag("cascade")]
+    | Annotated[MultiTaskPlanConfig, Tag("multitask")],
+    Discriminator(
+        _plan_kind,
+        custom_error_type="plan_kind",
+        custom_error_message="expected kind to be one of 'single', 'ensemble', 'cascade', "
+        "'multitask'",
+    ),
+]
 
 
 class ProfileOverride(_Strict):
@@ -281,11 +375,12 @@ class Scenario(_Strict):
             if model not in MODEL_NAMES:
                 problems.append(f"models[{i}]: {_unknown('model', model, MODEL_NAMES)}")
         for i, plan in enumerate(self.plans):
-            if plan.model not in self.models:
-                problems.append(
-                    f"plans[{i}].model: expected one of the scenario's models "
-                    f"({', '.join(self.models)}), got {plan.model!r}"
-                )
+            for model in plan.model_names():
+                if model not in self.models:
+                    problems.append(
+                        f"plans[{i}]: expected models among the scenario's "
+                        f"({', '.join(self.models)}), got {model!r}"
+                    )
         for i, dev in enumerate(self.devices):
             if dev.kind not in DEVICE_KINDS:
                 problems.append(
@@ -297,10 +392,20 @@ class Scenario(_Strict):
                         f"devices[{i}].resident[{j}]: expected one of the scenario's models "
                         f"({', '.join(self.models)}), got {model!r}"
                     )
-        names = [p.name for p in self.plan_list()]
+        if problems:
+            raise ValueError("\n".join(problems))
+        plans = self.plan_list()
+        names = [p.name for p in plans]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             problems.append(f"plans: expected unique plan names, got duplicates {duplicates}")
+        types = set(self.workload.task_types)
+        for i, plan in enumerate(plans):
+            if not types & set(plan.task_types):
+                problems.append(
+                    f"plans[{i}]: plan {plan.name!r} serves {list(plan.task_types)}, none of the "
+                    f"workload's task types {sorted(types)}"
+                )
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -309,7 +414,14 @@ class Scenario(_Strict):
         """The plans on offer, in action order."""
         if self.plans:
             return [p.build() for p in self.plans]
-        return [single(m) for m in self.models]
+        types = set(self.workload.task_types)
+        defaults = [
+            MultiTaskPlanConfig(kind="multitask", model=m).build()
+            if len(_served_types((m,))) > 1
+            else SinglePlanConfig(model=m).build()
+            for m in self.models
+        ]
+        return [plan for plan in defaults if types & set(plan.task_types)]
 
     def device_names(self) -> list[str]:
         """One unique name per device, in action order (``count`` entries expanded)."""
@@ -437,6 +549,8 @@ def _format_errors(exc: ValidationError) -> list[str]:
             # Point at the discriminating field itself and show its value, not the whole block.
             field_name = str(ctx["discriminator"]).strip("'")
             loc, got = f"{loc}.{field_name}" if loc else field_name, ctx["tag"]
+        elif err["type"] == "plan_kind" and isinstance(got, dict):
+            loc, got = f"{loc}.kind", got.get("kind")
         template = _EXPECTATIONS.get(err["type"])
         text = template.format(**{k: _plain(v) for k, v in ctx.items()}) if template else err["msg"]
         if err["type"] not in {"missing", "extra_forbidden"}:
@@ -464,12 +578,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_UNION_TAGS = {"poisson", "gamma", "on_off", "diurnal", "spike", "trace"} | {
+    "single",
+    "ensemble",
+    "cascade",
+    "multitask",
+}
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"poisson", "gamma", "on_off", "diurnal", "spike", "trace"}:
+        elif part in _UNION_TAGS:
             continue  # the discriminated union's branch name adds nothing for the reader
         elif not _PLAIN_KEY.fullmatch(str(part)):
             out += f"[{part!r}]"  # an odd key (spaces, line breaks) stays visible and on one line

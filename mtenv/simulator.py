@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
+from functools import partial
 
 import numpy as np
 
@@ -29,21 +30,22 @@ from mtenv.devices import DeviceSpec
 from mtenv.inference import InferenceEngine
 from mtenv.metrics import DeviceUsage, EpisodeMetrics
 from mtenv.plans import Plan
-from mtenv.profiles import LatencyProfile, derive_profile
+from mtenv.profiles import LatencyProfile, ProfileScale, derive_profile
 from mtenv.scenario import Scenario
+from mtenv.stages import TRUNK, StageRunner, build_stages
 from mtenv.types import Task, TaskStatus
 from mtenv.workload import TaskGenerator
 from mtenv.zoo import model_stats
+from mtenv.zoo.tasks import N_CLASSES
 
 _DONE, _WAKE = 0, 1
-N_CLASSES = 10
 
 
 class DeviceState:
     """A device's runtime state: queues, the activity in flight, resident models, usage."""
 
     __slots__ = (
-        "activity_plan",
+        "activity_stage",
         "batch",
         "busy",
         "busy_since",
@@ -88,7 +90,7 @@ class DeviceState:
         self.busy_since = 0.0
         self.busy_until = 0.0
         self.batch: list[Task] = []
-        self.activity_plan = -1
+        self.activity_stage = -1
         self.loading = -1
         self.resident: OrderedDict[int, None] = OrderedDict()
         self.used_bytes = 0.0
@@ -125,6 +127,8 @@ class Simulator:
         entries = scenario.device_entries()
         self.specs = [e.spec() for e in entries]
         self._entries = entries
+        self.layout = build_stages(self.plans, self.models)
+        self.runner = StageRunner(self.plans, self.models, self.task_types, self.layout, engine)
         self._build_profiles()
 
     # --- static tables -----------------------------------------------------------------------
@@ -164,21 +168,27 @@ class Simulator:
         self.model_load_s = np.array(
             [[self.model_profiles[m][d].load_s for d in range(n_d)] for m in range(n_m)]
         )
-        self.plan_profiles = [
-            [
-                sum(
-                    (self.model_profiles[m][d] for m in members[1:]),
-                    self.model_profiles[members[0]][d],
-                )
-                for d in range(n_d)
-            ]
-            for members in self.plan_models
-        ]
-        self.plan_alpha = np.array([[pp.alpha_s for pp in row] for row in self.plan_profiles])
-        self.plan_beta = np.array([[pp.beta_s for pp in row] for row in self.plan_profiles])
-        # Python copies for scalar reads on the hot path (numpy scalar arithmetic is slower).
-        self._alpha: list[list[float]] = self.plan_alpha.tolist()
-        self._beta: list[list[float]] = self.plan_beta.tolist()
+
+        def together(members: tuple[int, ...], d: int) -> LatencyProfile:
+            """Members run one after another: their times add up."""
+            return sum(
+                (self.model_profiles[m][d] for m in members[1:]), self.model_profiles[members[0]][d]
+            )
+
+        # A plan's latency for the observation's estimates: every model it may run (a cascade's
+        # worst case, escalation included).
+        plan_profiles = [[together(members, d) for d in range(n_d)] for members in self.plan_models]
+        self.plan_alpha = np.array([[pp.alpha_s for pp in row] for row in plan_profiles])
+        self.plan_beta = np.array([[pp.beta_s for pp in row] for row in plan_profiles])
+        # Stage latencies drive the clock; Python lists for scalar reads on the hot path.
+        stage_profiles = [[together(st.models, d) for d in range(n_d)] for st in self.layout.stages]
+        self._alpha: list[list[float]] = [[pp.alpha_s for pp in row] for row in stage_profiles]
+        self._beta: list[list[float]] = [[pp.beta_s for pp in row] for row in stage_profiles]
+        self._trunk_parts = {
+            i: self._trunk_profiles(self.models[st.models[0]], scale)
+            for i, st in enumerate(self.layout.stages)
+            if st.kind == TRUNK
+        }
         capacity = np.array([s.memory_bytes for s in self.specs])
         plan_bytes = np.array(
             [self.model_bytes[list(members)].sum() for members in self.plan_models]
@@ -187,12 +197,53 @@ class Simulator:
         self.plan_model_matrix = np.zeros((n_p, n_m), dtype=bool)
         for p, members in enumerate(self.plan_models):
             self.plan_model_matrix[p, list(members)] = True
-        type_index = {t: i for i, t in enumerate(self.task_types)}
-        self.plan_serves = np.zeros((n_p, len(self.task_types)), dtype=bool)
-        for p, plan in enumerate(self.plans):
-            if plan.task_type in type_index:
-                self.plan_serves[p, type_index[plan.task_type]] = True
+        self.plan_serves = np.array(
+            [[t in plan.task_types for t in self.task_types] for plan in self.plans], dtype=bool
+        ).reshape(n_p, len(self.task_types))
         self.capacity = capacity
+
+    def _trunk_profiles(
+        self, model: str, scale: ProfileScale
+    ) -> list[tuple[LatencyProfile, dict[int, LatencyProfile]]]:
+        """Per device: the shared trunk's profile and each task type's head profile, priced
+        from the multi-task model's measured trunk and head FLOPs (weights stream once, with
+        the trunk)."""
+        stats = model_stats(model)
+        parts = []
+        for spec in self.specs:
+            price = partial(
+                derive_profile,
+                peak_flops=spec.peak_flops,
+                efficiency=spec.efficiency,
+                layer_overhead_s=spec.layer_overhead_s,
+                mem_bandwidth=spec.mem_bandwidth,
+                h2d_bandwidth=spec.h2d_bandwidth,
+                scale=scale,
+            )
+            trunk = price(
+                flops=stats.trunk_flops, weight_bytes=stats.weight_bytes, layers=stats.trunk_layers
+            )
+            heads = {
+                t: price(
+                    flops=stats.head_flops[name], weight_bytes=0, layers=stats.head_layers[name]
+                )
+                for t, name in enumerate(self.task_types)
+                if name in stats.head_flops
+            }
+            parts.append((trunk, heads))
+        return parts
+
+    def _batch_latency(self, stage: int, device: int, batch: list[Task]) -> float:
+        """Seconds a batch of a stage takes on a device: ``alpha + beta · b``; for a shared trunk,
+        the trunk on the whole batch plus each task type's head on its own tasks."""
+        parts = self._trunk_parts.get(stage)
+        if parts is None:
+            return self._alpha[stage][device] + self._beta[stage][device] * len(batch)
+        trunk, heads = parts[device]
+        counts = Counter(task.type for task in batch)
+        return trunk.batch_latency(len(batch)) + sum(
+            heads[t].batch_latency(n) for t, n in counts.items()
+        )
 
     # --- episode control ---------------------------------------------------------------------
 
@@ -206,7 +257,8 @@ class Simulator:
         self.in_flight = 0
         self.last_completion = 0.0
         self.metrics = EpisodeMetrics(
-            n_classes=N_CLASSES,
+            n_classes=[N_CLASSES[t] for t in self.task_types],
+            cascade_plans=tuple(p for p, e in enumerate(self.layout.escalation) if e >= 0),
             plan_names=[p.name for p in self.plans],
             device_names=self.device_names,
             task_types=self.task_types,
@@ -220,7 +272,7 @@ class Simulator:
                 e.max_batch,
                 e.batch_timeout_ms / 1e3,
                 e.max_queue,
-                len(self.plans),
+                len(self.layout.stages),
                 self.metrics.devices[d],
             )
             for d, (spec, e) in enumerate(zip(self.specs, self._entries, strict=True))
@@ -242,6 +294,7 @@ class Simulator:
                 m = model_index[name]
                 if dev.used_bytes + self.model_bytes[m] <= dev.spec.memory_bytes:
                     self._make_resident(dev, m)
+        self.runner.reset()
         self.generator.reset(rng)
         first = self.advance()
         assert first is not None, "an episode has at least one task"
@@ -292,19 +345,23 @@ class Simulator:
 
     def dispatch(self, task: Task, plan: int, device: int) -> None:
         """Queue the task on ``device`` to be served by ``plan`` (the caller checked validity)."""
-        dev = self.devices[device]
         task.plan = plan
         task.device = device
+        self.in_flight += 1
+        self._enqueue(task, self.layout.first[plan], self.devices[device])
+
+    def _enqueue(self, task: Task, stage: int, dev: DeviceState) -> None:
         task.status = TaskStatus.QUEUED
-        queue = dev.queues[plan]
-        before = self._queue_work(dev, plan, len(queue))
+        task.stage = stage
+        task.enqueued = self.now
+        queue = dev.queues[stage]
+        before = self._queue_work(dev, stage, len(queue))
         queue.append(task)
         dev.n_queued += 1
-        self.queue_len[device] += 1
+        self.queue_len[dev.index] += 1
         if dev.n_queued == dev.max_queue:
             self.full_queues += 1
-        self.queued_work_s[device] += self._queue_work(dev, plan, len(queue)) - before
-        self.in_flight += 1
+        self.queued_work_s[dev.index] += self._queue_work(dev, stage, len(queue)) - before
         if not dev.busy:
             self._try_start(dev)
 
@@ -355,14 +412,14 @@ class Simulator:
                 if not dev.busy:
                     self._try_start(dev)
 
-    def _queue_work(self, dev: DeviceState, plan: int, n: int) -> float:
+    def _queue_work(self, dev: DeviceState, stage: int, n: int) -> float:
         if n == 0:
             return 0.0
         batches = -(-n // dev.max_batch)
-        return batches * self._alpha[plan][dev.index] + n * self._beta[plan][dev.index]
+        return batches * self._alpha[stage][dev.index] + n * self._beta[stage][dev.index]
 
     def _try_start(self, dev: DeviceState) -> None:
-        """Start the next batch (or the load it needs) if a plan queue is ready."""
+        """Start the next batch (or the load it needs) if a stage queue is ready."""
         if dev.busy or dev.n_queued == 0:
             return
         now = self.now
@@ -370,7 +427,7 @@ class Simulator:
         for p, queue in enumerate(dev.queues):
             if not queue:
                 continue
-            head = queue[0].arrival  # tasks are queued the moment they arrive
+            head = queue[0].enqueued
             due = head + dev.timeout_s
             if len(queue) >= dev.max_batch or due <= now:
                 if head < best_head:
@@ -382,14 +439,14 @@ class Simulator:
                 dev.wake_at = next_wake
                 self._push(next_wake, _WAKE, dev.index)
             return
-        for m in self.plan_models[best]:
+        for m in self.layout.stages[best].models:
             if m not in dev.resident:
                 self._start_load(dev, m, best)
                 return
         self._start_batch(dev, best)
 
-    def _start_load(self, dev: DeviceState, model: int, plan: int) -> None:
-        needed = set(self.plan_models[plan])
+    def _start_load(self, dev: DeviceState, model: int, stage: int) -> None:
+        needed = set(self.layout.stages[stage].models)
         for victim in list(dev.resident):
             if dev.used_bytes + self.model_bytes[model] <= dev.spec.memory_bytes:
                 break
@@ -397,7 +454,6 @@ class Simulator:
                 self._evict(dev, victim)
         duration = self.model_profiles[model][dev.index].load_s
         dev.loading = model
-        dev.activity_plan = plan
         self._begin(dev, duration)
         dev.usage.loads += 1
         dev.usage.load_s += duration
@@ -408,10 +464,10 @@ class Simulator:
         dev.usage.busy_energy_j += energy
         dev.pending_energy += energy
 
-    def _start_batch(self, dev: DeviceState, plan: int) -> None:
-        queue = dev.queues[plan]
+    def _start_batch(self, dev: DeviceState, stage: int) -> None:
+        queue = dev.queues[stage]
         before_len = len(queue)
-        before = self._queue_work(dev, plan, before_len)
+        before = self._queue_work(dev, stage, before_len)
         batch: list[Task] = []
         now = self.now
         while queue and len(batch) < dev.max_batch:
@@ -425,43 +481,33 @@ class Simulator:
             self.full_queues -= 1
         dev.n_queued -= popped
         self.queue_len[dev.index] -= popped
-        taken = before - self._queue_work(dev, plan, len(queue))
+        taken = before - self._queue_work(dev, stage, len(queue))
         self.queued_work_s[dev.index] = max(self.queued_work_s[dev.index] - taken, 0.0)
         if not batch:
             self._try_start(dev)
             return
-        for m in self.plan_models[plan]:
+        for m in self.layout.stages[stage].models:
             dev.resident.move_to_end(m)
-        answers, confidences = self._serve(plan, batch)
-        duration = self._alpha[plan][dev.index] + self._beta[plan][dev.index] * len(batch)
+        self.runner.run(stage, batch)
+        duration = self._batch_latency(stage, dev.index, batch)
         cost = dev.spec.price_per_hour * duration / 3600.0 + dev.pending_cost
         energy = dev.spec.busy_watts * duration + dev.pending_energy
         dev.pending_cost = dev.pending_energy = 0.0
         share = 1.0 / len(batch)
-        for task, answer, conf in zip(batch, answers, confidences, strict=True):
+        for task in batch:
             task.status = TaskStatus.RUNNING
-            task.started = now
-            task.answer = answer
-            task.confidence = conf
-            task.cost_usd = cost * share
-            task.energy_j = energy * share
+            if not task.escalated:
+                task.started = now
+            task.cost_usd += cost * share
+            task.energy_j += energy * share
         dev.batch = batch
-        dev.activity_plan = plan
+        dev.activity_stage = stage
         dev.loading = -1
         self._begin(dev, duration)
         dev.usage.batches += 1
         dev.usage.busy_s += duration
         dev.usage.cost_usd += dev.spec.price_per_hour * duration / 3600.0
         dev.usage.busy_energy_j += dev.spec.busy_watts * duration
-
-    def _serve(self, plan: int, batch: list[Task]) -> tuple[list[int], list[float]]:
-        """Run the plan's real models on the batch's inputs: answers and their confidence."""
-        ids = np.fromiter((t.input_id for t in batch), dtype=np.int64, count=len(batch))
-        member_probs = [
-            self.engine.probabilities(self.models[m], ids) for m in self.plan_models[plan]
-        ]
-        probs = self.plans[plan].fuse(member_probs)
-        return probs.argmax(axis=1).tolist(), probs.max(axis=1).tolist()
 
     def _begin(self, dev: DeviceState, duration: float) -> None:
         dev.busy = True
@@ -482,7 +528,16 @@ class Simulator:
             return
         now = self.now
         metrics = self.metrics
-        for task in dev.batch:
+        batch, dev.batch = dev.batch, []
+        done = []
+        escalation = self.layout.escalation
+        for task in batch:
+            if task.escalate:  # the cascade's first model was unsure: on to its second
+                task.escalate = False
+                task.escalated = True
+                metrics.escalations += 1
+                self._enqueue(task, escalation[task.plan], dev)
+                continue
             task.status = TaskStatus.COMPLETED
             task.finished = now
             metrics.record_completion(
@@ -493,10 +548,11 @@ class Simulator:
                 on_time=now <= task.deadline,
                 plan=task.plan,
             )
-        self.in_flight -= len(dev.batch)
+            done.append(task)
+        self.in_flight -= len(done)
         self.last_completion = now
-        self._finished.extend(dev.batch)
-        dev.batch = []
+        self.runner.feedback(done)
+        self._finished.extend(done)
 
     def _drop(self, task: Task) -> None:
         task.status = TaskStatus.DROPPED
@@ -525,4 +581,13 @@ class Simulator:
     def episode_metrics(self) -> dict[str, object]:
         """The metrics of the episode so far (complete once :meth:`drain` has run)."""
         span = max(self.last_completion, self.now)
-        return self.metrics.summary(span, [s.idle_watts for s in self.specs])
+        metrics = self.metrics.summary(span, [s.idle_watts for s in self.specs])
+        weights = {
+            self.plans[p].name: dict(
+                zip(self.plans[p].models, self.runner.weights(p).tolist(), strict=True)
+            )
+            for p in sorted({*self.runner.online, *self.runner.fixed_weights})
+        }
+        if weights:
+            metrics["ensemble_weights"] = weights
+        return metrics

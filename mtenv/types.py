@@ -36,6 +36,10 @@ class Task:
         started / finished: when its batch started and finished.
         answer: the plan's predicted class; confidence: its probability.
         cost_usd / energy_j: this task's share of its batch's device cost and busy energy.
+        stage / enqueued: the stage queue it waits in and since when.
+        escalate: set when a cascade's first model was not confident enough; escalated: it
+            then ran on the cascade's second model.
+        member_answers: each ensemble member's answer (to learn online weights from).
     """
 
     id: int
@@ -57,6 +61,11 @@ class Task:
     cost_usd: float = 0.0
     energy_j: float = 0.0
     invalid_action: bool = False
+    stage: int = -1
+    enqueued: float = math.nan
+    escalate: bool = False
+    escalated: bool = False
+    member_answers: tuple[int, ...] | None = None
 
     @property
     def latency(self) -> float:

@@ -33,7 +33,7 @@ from mtenv.scenario import (
 )
 from mtenv.traces import TraceError, load_timestamps_csv
 from mtenv.types import Task
-from mtenv.zoo import Pool
+from mtenv.zoo import N_LEVELS, Pool
 
 _BLOCK = 1024
 
@@ -67,24 +67,25 @@ class TaskGenerator:
 
     Args:
         workload: the scenario's workload block.
-        pool: the serving pool the tasks' inputs come from.
+        pools: the serving pool of each task type, where the tasks' inputs come from.
         arrivals: the arrival process (built by :func:`make_arrivals`).
     """
 
-    def __init__(self, workload: WorkloadConfig, pool: Pool, arrivals: ArrivalProcess):
+    def __init__(self, workload: WorkloadConfig, pools: dict[str, Pool], arrivals: ArrivalProcess):
         self.arrivals = arrivals
-        self.pool = pool
         self.task_types = list(workload.task_types)
+        self.pools = [pools[t] for t in self.task_types]
         self.slo_s = np.array([t.slo_ms / 1e3 for t in workload.task_types.values()])
         self._type_p = _normalised([t.share for t in workload.task_types.values()])
-        n_levels = pool.n_inputs // pool.n_per_level
+        n_levels = N_LEVELS
         difficulty = list(workload.difficulty)[:n_levels]
         self._level_p = _normalised(difficulty + [0.0] * (n_levels - len(difficulty)))
         self.priority_weights = np.array([p.weight for p in workload.priorities])
         self._priority_p = _normalised([p.share for p in workload.priorities])
         # Python lists: per-task reads of numpy scalars would dominate next_task().
-        self._labels: list[int] = pool.labels.tolist()
-        self._levels: list[int] = pool.levels.tolist()
+        self._labels: list[list[int]] = [pool.labels.tolist() for pool in self.pools]
+        self._levels: list[list[int]] = [pool.levels.tolist() for pool in self.pools]
+        self._per_level = [pool.n_per_level for pool in self.pools]
         self._priorities: list[float] = self.priority_weights.tolist()
         self._slo: list[float] = self.slo_s.tolist()
         self._rng = np.random.default_rng(0)
@@ -112,8 +113,8 @@ class TaskGenerator:
             id=self._next_id,
             type=t,
             input_id=input_id,
-            label=self._labels[input_id],
-            difficulty=self._levels[input_id],
+            label=self._labels[t][input_id],
+            difficulty=self._levels[t][input_id],
             priority=self._priorities[pclass],
             priority_class=pclass,
             arrival=arrival,
@@ -124,9 +125,11 @@ class TaskGenerator:
 
     def _refill(self) -> None:
         rng = self._rng
-        self._types = rng.choice(len(self._type_p), size=_BLOCK, p=self._type_p).tolist()
+        types = rng.choice(len(self._type_p), size=_BLOCK, p=self._type_p)
         levels = rng.choice(len(self._level_p), size=_BLOCK, p=self._level_p)
-        inputs = levels * self.pool.n_per_level + rng.integers(self.pool.n_per_level, size=_BLOCK)
+        per_level = np.asarray(self._per_level)[types]
+        inputs = levels * per_level + (rng.random(_BLOCK) * per_level).astype(np.int64)
+        self._types = types.tolist()
         self._inputs = inputs.tolist()
         self._classes = rng.choice(len(self._priority_p), size=_BLOCK, p=self._priority_p).tolist()
         self._cursor = 0
@@ -137,7 +140,8 @@ def _normalised(weights: list[float]) -> np.ndarray:
     return w / w.sum()
 
 
-def task_generator(scenario: Scenario, pool: Pool) -> TaskGenerator:
+def task_generator(scenario: Scenario, pools: dict[str, Pool]) -> TaskGenerator:
     """The generator for a scenario, resolving trace paths against the scenario's folder."""
     base = Path(scenario.source).parent if scenario.source else None
-    return TaskGenerator(scenario.workload, pool, make_arrivals(scenario.workload.arrivals, base))
+    arrivals = make_arrivals(scenario.workload.arrivals, base)
+    return TaskGenerator(scenario.workload, pools, arrivals)

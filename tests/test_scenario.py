@@ -22,6 +22,7 @@ from mtenv.scenario import (
     resolve_scenario_path,
     shipped_scenarios,
 )
+from mtenv.zoo import MODEL_NAMES
 
 SHIPPED = shipped_scenarios()
 
@@ -176,7 +177,7 @@ def test_unknown_model_suggests_the_closest() -> None:
     with pytest.raises(ScenarioError) as caught:
         parse_scenario(raw, label="q.yaml")
     assert str(caught.value) == (
-        "q.yaml: models[3]: unknown model 'cnn_wdie' (known: linear, mlp, cnn_small, cnn_wide);"
+        f"q.yaml: models[3]: unknown model 'cnn_wdie' (known: {', '.join(MODEL_NAMES)});"
         " did you mean 'cnn_wide'?"
     )
 

@@ -1,35 +1,68 @@
-"""mtenv's model zoo: real digit classifiers of different capacity, their data and profiles.
+"""mtenv's model zoo: real digit models of different capacity, their data and profiles.
 
-* :mod:`mtenv.zoo.data`: the bundled 8×8 digits, the fixed split, corruption levels and the
-  input pools tasks draw from.
-* :mod:`mtenv.zoo.models`: the architectures and their measured :class:`ModelStats`.
+* :mod:`mtenv.zoo.data`: the bundled 8×8 digits, the fixed split, corruption levels, the
+  16×16 localize canvases and the input pools tasks draw from.
+* :mod:`mtenv.zoo.tasks`: the task types (``classify``, ``localize``), their class counts and
+  :func:`pool_for`.
+* :mod:`mtenv.zoo.models`: the architectures (classifiers, distilled students, localizers, the
+  shared-trunk :class:`MultiTaskNet`) and their measured :class:`ModelStats`.
 * :mod:`mtenv.zoo.store`: safetensors weights (``load_model``).
-* :mod:`mtenv.zoo.train`: the recipes and the deterministic trainer (``train_zoo``).
+* :mod:`mtenv.zoo.train`: the recipes, the distillation losses and the deterministic trainer
+  (``train_zoo``).
 * :mod:`mtenv.zoo.card`: the generated model card (``evaluate_zoo``, ``write_card``).
+
+``mtenv.zoo.N_CLASSES`` is the per-task-type mapping ``{"classify": 10, "localize": 9}``;
+``mtenv.zoo.data.N_CLASSES`` stays the number of digits (10).
 """
 
 from __future__ import annotations
 
-from mtenv.zoo.card import evaluate_zoo, write_card
-from mtenv.zoo.data import N_LEVELS, Pool, serving_pool, validation_pool
+from mtenv.zoo.card import CardSection, evaluate_zoo, write_card
+from mtenv.zoo.data import (
+    N_LEVELS,
+    Pool,
+    localize_serving_pool,
+    localize_validation_pool,
+    serving_pool,
+    to_canvas,
+    validation_pool,
+)
 from mtenv.zoo.errors import ZooError
-from mtenv.zoo.models import MODEL_NAMES, ModelStats, build_model, model_stats
+from mtenv.zoo.models import (
+    MODEL_NAMES,
+    ModelStats,
+    MultiTaskNet,
+    build_model,
+    model_stats,
+    task_logits,
+)
 from mtenv.zoo.store import load_model, weights_path
+from mtenv.zoo.tasks import INPUT_SHAPES, N_CLASSES, TASK_TYPES, pool_for
 from mtenv.zoo.train import RECIPES, TrainRecipe, train_model, train_zoo
 
 __all__ = [
+    "INPUT_SHAPES",
     "MODEL_NAMES",
+    "N_CLASSES",
     "N_LEVELS",
     "RECIPES",
+    "TASK_TYPES",
+    "CardSection",
     "ModelStats",
+    "MultiTaskNet",
     "Pool",
     "TrainRecipe",
     "ZooError",
     "build_model",
     "evaluate_zoo",
     "load_model",
+    "localize_serving_pool",
+    "localize_validation_pool",
     "model_stats",
+    "pool_for",
     "serving_pool",
+    "task_logits",
+    "to_canvas",
     "train_model",
     "train_zoo",
     "validation_pool",

@@ -1,27 +1,48 @@
-"""The zoo's architectures and their profiles (parameters, FLOPs, weight bytes).
+"""The zoo's architectures and their profiles (parameters, FLOPs, weight bytes, task types).
 
-Four digit classifiers of clearly different capacity, all mapping ``[B, 1, 8, 8]`` to logits
-``[B, 10]``. The profile of each (:class:`ModelStats`) is measured from the real module, never
-typed, so it cannot drift from the architecture: the simulator turns FLOPs and weight bytes into
-latency and load time.
+* Four digit classifiers of clearly different capacity (``linear``, ``mlp``, ``cnn_small``,
+  ``cnn_wide``), mapping ``[B, 1, 8, 8]`` to logits ``[B, 10]``.
+* Two distilled students (``mlp_kd``, ``mlp_mse``): the ``mlp`` architecture trained from the
+  softened outputs of ``cnn_wide`` (see :mod:`mtenv.zoo.train`).
+* Two localizers (``loc_linear``, ``loc_cnn``), mapping canvases ``[B, 1, 16, 16]`` to logits
+  over the 9 grid cells ``[B, 9]``.
+* One shared-trunk multi-task model (``multitask``, a :class:`MultiTaskNet`): the trunk runs
+  once on a canvas, then a cheap head per task type.
+
+The profile of each (:class:`ModelStats`) is measured from the real module, never typed, so it
+cannot drift from the architecture: the simulator turns FLOPs and weight bytes into latency and
+load time, and for a multi-task model prices the trunk and each head separately.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from mtenv.zoo.data import CANVAS_SIZE, to_canvas
 from mtenv.zoo.errors import ZooError
+from mtenv.zoo.tasks import INPUT_SHAPES, N_CLASSES, TASK_TYPES, check_task_type
 
-__all__ = ["INPUT_SHAPE", "MODEL_NAMES", "ModelStats", "build_model", "model_stats"]
+__all__ = [
+    "INPUT_SHAPE",
+    "MODEL_NAMES",
+    "ModelStats",
+    "MultiTaskNet",
+    "architecture_of",
+    "build_model",
+    "count_flops",
+    "flops_by_module",
+    "model_stats",
+    "task_logits",
+]
 
-INPUT_SHAPE = (1, 8, 8)
-"""Shape of one input (channels, height, width)."""
+INPUT_SHAPE = INPUT_SHAPES["classify"]
+"""Shape of one classify input (channels, height, width); other task types: ``INPUT_SHAPES``."""
 
 
 def _linear() -> nn.Module:
@@ -66,20 +87,130 @@ def _cnn_wide() -> nn.Module:
     )
 
 
-_BUILDERS: dict[str, Callable[[], nn.Module]] = {
-    "linear": _linear,
-    "mlp": _mlp,
-    "cnn_small": _cnn_small,
-    "cnn_wide": _cnn_wide,
+def _loc_linear() -> nn.Module:
+    """Multinomial logistic regression from the 256 canvas pixels to the 9 grid cells."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(CANVAS_SIZE * CANVAS_SIZE, N_CLASSES["localize"]))
+
+
+def _loc_cnn() -> nn.Module:
+    """Two narrow 3×3 conv layers (16 and 32 channels) with max pooling on the canvas, then a
+    linear head over the 4×4 map (position survives pooling as the map's layout)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 8×8
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 4×4
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, N_CLASSES["localize"]),
+    )
+
+
+class MultiTaskNet(nn.Module):
+    """A shared trunk on 16×16 canvases and one head per task type.
+
+    The trunk runs once per input whatever the task; each head maps the trunk's features to the
+    logits of its task type. A simulator (or a plan serving a mixed batch) can run
+    :meth:`trunk` once and :meth:`forward_heads` per task type, and price them separately
+    (:attr:`ModelStats.trunk_flops`, :attr:`ModelStats.head_flops`).
+
+    Args:
+        backbone: the trunk's layers, mapping ``[B, 1, 16, 16]`` to features ``[B, F]``.
+        heads: task type → head mapping features to logits ``[B, N_CLASSES[task_type]]``.
+    """
+
+    def __init__(self, backbone: nn.Module, heads: Mapping[str, nn.Module]) -> None:
+        super().__init__()
+        for task_type in heads:
+            check_task_type(task_type)
+        self.backbone = backbone
+        self.heads = nn.ModuleDict(heads)
+
+    @property
+    def task_types(self) -> tuple[str, ...]:
+        """The task types this model has a head for, in head order."""
+        return tuple(self.heads)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``[B, F]`` of inputs ``x``: canvases ``[B, 1, 16, 16]`` or classify inputs
+        ``[B, 1, 8, 8]``, which are first placed at the canvas centre by :func:`to_canvas` (so
+        every task type's pool can be fed as is)."""
+        if x.ndim == 4 and tuple(x.shape[-2:]) == INPUT_SHAPES["classify"][1:]:
+            x = to_canvas(x)
+        if x.ndim != 4 or tuple(x.shape[1:]) != INPUT_SHAPES["localize"]:
+            raise ZooError(
+                f"MultiTaskNet expects inputs [B, 1, 8, 8] or [B, 1, 16, 16], got {list(x.shape)}"
+            )
+        return self.backbone(x)
+
+    def forward_heads(self, features: torch.Tensor, task_type: str) -> torch.Tensor:
+        """Logits of head ``task_type`` on trunk ``features``."""
+        if task_type not in self.heads:
+            check_task_type(task_type)
+            raise ZooError(f"this MultiTaskNet has no {task_type!r} head: it has {self.task_types}")
+        return self.heads[task_type](features)
+
+    def forward(self, x: torch.Tensor, task_type: str) -> torch.Tensor:
+        """Logits for ``task_type``: ``forward_heads(trunk(x), task_type)``."""
+        return self.forward_heads(self.trunk(x), task_type)
+
+
+def _multitask() -> nn.Module:
+    """Trunk: three 3×3 conv layers (16, 32, 64 channels), pooling to a 4×4 map that keeps the
+    layout (localize needs it), flattened to 1024 features. Heads: a 64-unit MLP for the digit,
+    a linear layer for the cell."""
+    backbone = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 8×8
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 4×4
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+    )
+    features = 64 * 4 * 4
+    heads = {
+        "classify": nn.Sequential(
+            nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, N_CLASSES["classify"])
+        ),
+        "localize": nn.Sequential(nn.Linear(features, N_CLASSES["localize"])),
+    }
+    return MultiTaskNet(backbone, heads)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """How to build one zoo model and what it serves."""
+
+    build: Callable[[], nn.Module]
+    task_types: tuple[str, ...]
+    architecture: str
+    """Name of the architecture (models sharing it have identical modules, e.g. students)."""
+
+
+_ZOO: dict[str, _Entry] = {
+    "linear": _Entry(_linear, ("classify",), "linear"),
+    "mlp": _Entry(_mlp, ("classify",), "mlp"),
+    "cnn_small": _Entry(_cnn_small, ("classify",), "cnn_small"),
+    "cnn_wide": _Entry(_cnn_wide, ("classify",), "cnn_wide"),
+    "mlp_kd": _Entry(_mlp, ("classify",), "mlp"),
+    "mlp_mse": _Entry(_mlp, ("classify",), "mlp"),
+    "loc_linear": _Entry(_loc_linear, ("localize",), "loc_linear"),
+    "loc_cnn": _Entry(_loc_cnn, ("localize",), "loc_cnn"),
+    "multitask": _Entry(_multitask, TASK_TYPES, "multitask"),
 }
 
-MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
-"""Every zoo model, smallest capacity first."""
+MODEL_NAMES: tuple[str, ...] = tuple(_ZOO)
+"""Every zoo model: the four classifiers smallest capacity first, then the distilled students,
+the localizers and the multi-task model."""
 
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a zoo model, else raise :class:`ZooError` suggesting one."""
-    if name in _BUILDERS:
+    if name in _ZOO:
         return name
     close = difflib.get_close_matches(str(name), MODEL_NAMES, n=1, cutoff=0.0)
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -92,7 +223,25 @@ def build_model(name: str) -> nn.Module:
     Initialisation draws from torch's global RNG; seed it (or use ``torch.random.fork_rng``)
     for reproducible weights. Use :func:`mtenv.zoo.load_model` for the trained model.
     """
-    return _BUILDERS[check_name(name)]()
+    return _ZOO[check_name(name)].build()
+
+
+def architecture_of(name: str) -> str:
+    """The architecture zoo model ``name`` is built with (``"mlp"`` for ``mlp``, ``mlp_kd`` and
+    ``mlp_mse``: same modules, different training)."""
+    return _ZOO[check_name(name)].architecture
+
+
+def task_logits(model: nn.Module, inputs: torch.Tensor, task_type: str) -> torch.Tensor:
+    """Logits of ``model`` on a batch of ``task_type`` inputs.
+
+    A :class:`MultiTaskNet` runs its trunk and the head of ``task_type``; any other zoo model
+    serves one task type and is simply called. (Which models serve which task types is in
+    :attr:`ModelStats.task_types`.)
+    """
+    if isinstance(model, MultiTaskNet):
+        return model(inputs, task_type)
+    return model(inputs)
 
 
 @dataclass(frozen=True)
@@ -104,13 +253,44 @@ class ModelStats:
     params: int
     """Number of parameters (sum of ``numel``)."""
     flops: int
-    """FLOPs per sample: 2 × multiply-accumulates of every Linear and Conv2d layer."""
+    """FLOPs per sample: 2 × multiply-accumulates of every Linear and Conv2d layer. For a
+    multi-task model, the trunk once plus every head (what serving one task of *each* type on
+    the same input would cost); one task of one type costs :meth:`flops_for`."""
     weight_bytes: int
     """Bytes of all parameters and buffers (what a device must load and hold)."""
     layers: int
     """Number of Linear and Conv2d modules."""
     task_types: tuple[str, ...] = ("classify",)
-    """Task types this model serves."""
+    """Task types this model serves (a subset of :data:`mtenv.zoo.tasks.TASK_TYPES`)."""
+    trunk_flops: int | None = None
+    """Multi-task models only: FLOPs per sample of the shared trunk (runs once per input)."""
+    head_flops: dict[str, int] = field(default_factory=dict, hash=False)
+    """Multi-task models only: FLOPs per sample of each head, by task type (empty otherwise).
+    ``trunk_flops + sum(head_flops.values()) == flops``. Shared by the cache: read-only."""
+    trunk_layers: int | None = None
+    """Multi-task models only: Linear and Conv2d modules in the trunk."""
+    head_layers: dict[str, int] = field(default_factory=dict, hash=False)
+    """Multi-task models only: Linear and Conv2d modules per head (empty otherwise)."""
+
+    def flops_for(self, task_type: str) -> int:
+        """FLOPs per sample of one ``task_type`` task: trunk + that head for a multi-task model,
+        :attr:`flops` otherwise. Raises :class:`ZooError` for a task type the model does not
+        serve."""
+        if task_type not in self.task_types:
+            check_task_type(task_type)
+            raise ZooError(f"model {self.name!r} does not serve {task_type!r}: {self.task_types}")
+        if self.trunk_flops is None:
+            return self.flops
+        return self.trunk_flops + self.head_flops[task_type]
+
+    def layers_for(self, task_type: str) -> int:
+        """Linear and Conv2d modules one ``task_type`` task runs through (see :meth:`flops_for`)."""
+        if task_type not in self.task_types:
+            check_task_type(task_type)
+            raise ZooError(f"model {self.name!r} does not serve {task_type!r}: {self.task_types}")
+        if self.trunk_layers is None:
+            return self.layers
+        return self.trunk_layers + self.head_layers[task_type]
 
 
 def _macs(module: nn.Module, output: torch.Tensor) -> int:
@@ -123,26 +303,62 @@ def _macs(module: nn.Module, output: torch.Tensor) -> int:
     return per_output * (output.numel() // output.shape[0])
 
 
-def count_flops(module: nn.Module) -> int:
-    """FLOPs per sample of ``module`` (2 × MACs of Linear / Conv2d), by hooks on a dummy input."""
-    total = 0
+def _counted(module: nn.Module) -> dict[str, nn.Module]:
+    """The Linear and Conv2d submodules of ``module`` by qualified name."""
+    return {n: m for n, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+
+
+def flops_by_module(
+    module: nn.Module,
+    input_shape: tuple[int, ...] = INPUT_SHAPE,
+    task_types: tuple[str, ...] | None = None,
+) -> dict[str, int]:
+    """FLOPs per sample of each Linear / Conv2d call of ``module``, keyed by qualified name.
+
+    Measured by forward hooks on one zero input of ``input_shape``. A :class:`MultiTaskNet`
+    runs its trunk once and then the heads of ``task_types`` (default: every head); other
+    modules are called once and ignore ``task_types``. Modules that do not run are absent.
+    """
+    counted = _counted(module)
+    name_of = {id(m): n for n, m in counted.items()}
+    totals: dict[str, int] = {}
 
     def hook(mod: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal total
-        total += 2 * _macs(mod, output)
+        key = name_of[id(mod)]
+        totals[key] = totals.get(key, 0) + 2 * _macs(mod, output)
 
-    handles = [
-        m.register_forward_hook(hook)
-        for m in module.modules()
-        if isinstance(m, (nn.Linear, nn.Conv2d))
-    ]
+    handles = [m.register_forward_hook(hook) for m in counted.values()]
     try:
         with torch.no_grad():
-            module(torch.zeros((1, *INPUT_SHAPE)))
+            x = torch.zeros((1, *input_shape))
+            if isinstance(module, MultiTaskNet):
+                features = module.trunk(x)
+                for task_type in task_types if task_types is not None else module.task_types:
+                    module.forward_heads(features, task_type)
+            else:
+                module(x)
     finally:
         for handle in handles:
             handle.remove()
-    return total
+    return totals
+
+
+def count_flops(
+    module: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE, task_type: str | None = None
+) -> int:
+    """FLOPs per sample of ``module`` (2 × MACs of Linear / Conv2d), by hooks on a dummy input.
+
+    ``input_shape`` is one input's shape (default: a classify input). For a
+    :class:`MultiTaskNet`, ``task_type`` counts the trunk and that head only; ``None`` counts the
+    trunk and every head.
+    """
+    types = (task_type,) if task_type is not None else None
+    return sum(flops_by_module(module, input_shape, types).values())
+
+
+def _prefix_sum(values: Mapping[str, int], prefix: str) -> int:
+    """Sum of ``values`` whose key starts with ``prefix``."""
+    return sum(v for k, v in values.items() if k.startswith(prefix))
 
 
 @functools.cache
@@ -150,14 +366,33 @@ def model_stats(name: str) -> ModelStats:
     """The :class:`ModelStats` of zoo model ``name``, measured on a fresh module. Cached.
 
     Building the module does not disturb torch's global RNG (it runs under ``fork_rng``).
+    FLOPs are measured on an input of the model's first task type; a :class:`MultiTaskNet`'s
+    trunk and heads are told apart by their module names (``backbone.*``, ``heads.<type>.*``).
     """
+    entry = _ZOO[check_name(name)]
     with torch.random.fork_rng(devices=[]):
         module = build_model(name)
     tensors = [*module.parameters(), *module.buffers()]
+    per_module = flops_by_module(module, INPUT_SHAPES[entry.task_types[0]])
+    counted = _counted(module)
+    trunk_flops = trunk_layers = None
+    head_flops: dict[str, int] = {}
+    head_layers: dict[str, int] = {}
+    if isinstance(module, MultiTaskNet):
+        trunk_flops = _prefix_sum(per_module, "backbone.")
+        trunk_layers = sum(k.startswith("backbone.") for k in counted)
+        for t in module.task_types:
+            head_flops[t] = _prefix_sum(per_module, f"heads.{t}.")
+            head_layers[t] = sum(k.startswith(f"heads.{t}.") for k in counted)
     return ModelStats(
         name=name,
         params=sum(p.numel() for p in module.parameters()),
-        flops=count_flops(module),
+        flops=sum(per_module.values()),
         weight_bytes=sum(t.numel() * t.element_size() for t in tensors),
-        layers=sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in module.modules()),
+        layers=len(counted),
+        task_types=entry.task_types,
+        trunk_flops=trunk_flops,
+        head_flops=head_flops,
+        trunk_layers=trunk_layers,
+        head_layers=head_layers,
     )

@@ -1,0 +1,197 @@
+"""Stages: the units of work a device batches, and what running one does to its tasks.
+
+A device keeps one queue per *stage*. A stage is one set of models run together on a batch:
+
+* ``model``: one model (single plans, and each step of a cascade, share it, so tasks of
+  different plans that need the same model are batched together, as per-model queues in
+  Triton or Clipper do);
+* ``ensemble``: all members of one ensemble plan, fused with that plan's weights;
+* ``trunk``: a multi-task model; the trunk runs once on the whole batch, each task type's head
+  on its own tasks.
+
+:class:`StageRunner` runs a stage on a batch's real inputs, sets each task's answer and
+confidence, decides cascade escalations, and learns online ensemble weights from the outcomes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mtenv.inference import InferenceEngine
+from mtenv.plans import (
+    CascadePlan,
+    EnsemblePlan,
+    MultiTaskPlan,
+    OnlineWeights,
+    Plan,
+    fit_ensemble_weights,
+    fuse,
+    uniform_weights,
+)
+from mtenv.types import Task
+
+MODEL, ENSEMBLE, TRUNK = "model", "ensemble", "trunk"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One set of models a device runs on a batch.
+
+    Attributes:
+        kind: ``"model"``, ``"ensemble"`` or ``"trunk"``.
+        models: indices (into the scenario's models) that must be resident to run it.
+        plan: the ensemble plan it fuses for (``-1`` for the other kinds).
+    """
+
+    kind: str
+    models: tuple[int, ...]
+    plan: int = -1
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """How each plan maps onto stages: where its tasks start, and where cascades escalate."""
+
+    stages: tuple[Stage, ...]
+    first: tuple[int, ...]  # per plan: the stage a dispatched task joins
+    escalation: tuple[int, ...]  # per plan: the stage a cascade escalates to, else -1
+
+
+def build_stages(plans: list[Plan], models: list[str]) -> StagePlan:
+    """The distinct stages the plans need, in first-use order."""
+    index = {m: i for i, m in enumerate(models)}
+    stages: list[Stage] = []
+
+    def stage_of(stage: Stage) -> int:
+        if stage not in stages:
+            stages.append(stage)
+        return stages.index(stage)
+
+    first, escalation = [], []
+    for p, plan in enumerate(plans):
+        if isinstance(plan, EnsemblePlan):
+            first.append(stage_of(Stage(ENSEMBLE, tuple(index[m] for m in plan.members), p)))
+            escalation.append(-1)
+        elif isinstance(plan, CascadePlan):
+            first.append(stage_of(Stage(MODEL, (index[plan.first],))))
+            escalation.append(stage_of(Stage(MODEL, (index[plan.second],))))
+        elif isinstance(plan, MultiTaskPlan):
+            first.append(stage_of(Stage(TRUNK, (index[plan.model],))))
+            escalation.append(-1)
+        else:
+            first.append(stage_of(Stage(MODEL, tuple(index[m] for m in plan.models))))
+            escalation.append(-1)
+    return StagePlan(tuple(stages), tuple(first), tuple(escalation))
+
+
+class StageRunner:
+    """Runs stages on batches with the real models.
+
+    Args:
+        plans: the scenario's plans (action order).
+        models: the scenario's model names (stage model indices refer to them).
+        task_types: the scenario's task types (``Task.type`` indexes them).
+        layout: the stages built by :func:`build_stages`.
+        engine: runs the models.
+    """
+
+    def __init__(
+        self,
+        plans: list[Plan],
+        models: list[str],
+        task_types: list[str],
+        layout: StagePlan,
+        engine: InferenceEngine,
+    ):
+        self.plans = plans
+        self.models = models
+        self.task_types = task_types
+        self.layout = layout
+        self.engine = engine
+        self.online: dict[int, OnlineWeights] = {
+            p: OnlineWeights(len(plan.members), plan.learning_rate)
+            for p, plan in enumerate(plans)
+            if isinstance(plan, EnsemblePlan) and plan.weighting == "online"
+        }
+        self.fixed_weights: dict[int, np.ndarray] = {
+            p: self._offline_weights(plan)
+            for p, plan in enumerate(plans)
+            if isinstance(plan, EnsemblePlan) and plan.weighting != "online"
+        }
+
+    def reset(self) -> None:
+        """Online weights start uniform every episode."""
+        for weights in self.online.values():
+            weights.reset()
+
+    def weights(self, plan: int) -> np.ndarray:
+        """The ensemble plan's current member weights."""
+        online = self.online.get(plan)
+        return online.weights if online is not None else self.fixed_weights[plan]
+
+    def _offline_weights(self, plan: EnsemblePlan) -> np.ndarray:
+        if plan.weighting == "uniform":
+            return uniform_weights(len(plan.members))
+        task_type = plan.task_types[0]
+        pool = self.engine.validation_pool(task_type)
+        probs = [self.engine.pool_outputs(m, task_type, split="validation") for m in plan.members]
+        return fit_ensemble_weights(probs, pool.labels)
+
+    # --- running a batch ---------------------------------------------------------------------
+
+    def run(self, stage_index: int, batch: list[Task]) -> None:
+        """Run the stage on the batch: sets ``answer``, ``confidence`` and, for cascade tasks at
+        their first stage, ``escalate``; for ensembles, each member's correctness."""
+        stage = self.layout.stages[stage_index]
+        if stage.kind == TRUNK:
+            self._run_trunk(stage, batch)
+            return
+        task_type = self.task_types[batch[0].type]
+        ids = np.fromiter((t.input_id for t in batch), dtype=np.int64, count=len(batch))
+        member_probs = [
+            self.engine.probabilities(self.models[m], ids, task_type) for m in stage.models
+        ]
+        if stage.kind == ENSEMBLE:
+            plan: EnsemblePlan = self.plans[stage.plan]  # type: ignore[assignment]
+            probs = fuse(plan.fusion, member_probs, self.weights(stage.plan))
+            member_answers = np.stack([p.argmax(axis=1) for p in member_probs], axis=1)
+            for task, answers in zip(batch, member_answers.tolist(), strict=True):
+                task.member_answers = tuple(answers)
+        else:
+            probs = member_probs[0]
+        self._answer(batch, probs)
+        if stage.kind == MODEL:
+            escalation = self.layout.escalation
+            for task in batch:
+                if escalation[task.plan] >= 0 and task.stage == self.layout.first[task.plan]:
+                    plan = self.plans[task.plan]
+                    task.escalate = task.confidence < plan.threshold  # type: ignore[attr-defined]
+
+    def _run_trunk(self, stage: Stage, batch: list[Task]) -> None:
+        by_type: dict[int, list[Task]] = {}
+        for task in batch:
+            by_type.setdefault(task.type, []).append(task)
+        ids = {
+            self.task_types[t]: np.array([task.input_id for task in tasks], dtype=np.int64)
+            for t, tasks in by_type.items()
+        }
+        outputs = self.engine.multitask_probabilities(self.models[stage.models[0]], ids)
+        for t, tasks in by_type.items():
+            self._answer(tasks, outputs[self.task_types[t]])
+
+    @staticmethod
+    def _answer(tasks: list[Task], probs: np.ndarray) -> None:
+        answers = probs.argmax(axis=1).tolist()
+        confidences = probs.max(axis=1).tolist()
+        for task, answer, confidence in zip(tasks, answers, confidences, strict=True):
+            task.answer = answer
+            task.confidence = confidence
+
+    def feedback(self, tasks: list[Task]) -> None:
+        """Completed tasks teach the online ensembles which members were right."""
+        for task in tasks:
+            online = self.online.get(task.plan)
+            if online is not None and task.member_answers is not None:
+                online.update(np.array(task.member_answers) == task.label)
