@@ -76,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="folder for the weights (default: the package)")
     train.add_argument("--models", nargs="*", default=None, help="only these models")
     train.set_defaults(handler=_cmd_zoo_train)
-    card = zoo_commands.add_parser("card", help="evaluate the shipped weights, write the card")
+    card = zoo_commands.add_parser(
+        "card", help="evaluate the shipped weights and the collaborating plans, write the card"
+    )
     card.add_argument("--out", default=None, help="folder for CARD.md / card.json")
     card.set_defaults(handler=_cmd_zoo_card)
 
@@ -187,9 +189,11 @@ def _cmd_zoo_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_zoo_card(args: argparse.Namespace) -> int:
+    from mtenv.plan_card import plan_section
     from mtenv.zoo import write_card
 
-    for path in write_card(out_dir=_out_dir(args.out)):
+    out = _out_dir(args.out)
+    for path in write_card(out_dir=out, extra_sections=[plan_section()]):
         print(path)
     return 0
 

@@ -37,12 +37,14 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     ## Action Space
 
     ``Discrete(n_plans · n_devices + 1)``: action ``p · n_devices + d`` serves the task with plan
-    ``p`` on device ``d``; the last action rejects it. ``env.unwrapped.action_labels`` names every
-    action. The valid actions are given as an ``np.int8`` mask in ``info["action_mask"]`` and as
-    booleans by :meth:`action_masks` (for sb3-contrib's MaskablePPO). A plan is invalid on a
-    device whose memory cannot hold its models, for a task type it does not serve, or while the
-    device's queue is full. Reject is always valid. An invalid action does not raise: the task is
-    rejected and the step costs the scenario's ``invalid_action`` penalty on top.
+    ``p`` on device ``d``; the last action rejects it. A plan is one model, an ensemble, a
+    cascade or a shared-trunk multi-task model (see :mod:`mtenv.plans`).
+    ``env.unwrapped.action_labels`` names every action. The valid actions are given as an
+    ``np.int8`` mask in ``info["action_mask"]`` and as booleans by :meth:`action_masks` (for
+    sb3-contrib's MaskablePPO). A plan is invalid on a device whose memory cannot hold its
+    models, for a task type it does not serve, or while the device's queue is full. Reject is
+    always valid. An invalid action does not raise: the task is rejected and the step costs the
+    scenario's ``invalid_action`` penalty on top.
 
     ## Observation Space
 

@@ -129,8 +129,9 @@ def fuse_vote(member_probs: list[np.ndarray], weights: np.ndarray) -> np.ndarray
     rows = np.arange(votes.shape[0])
     for w_i, probs in zip(w, member_probs, strict=True):
         votes[rows, probs.argmax(axis=1)] += w_i
-    tie_break = fuse_mean(member_probs, w) * (1e-6 / n_classes)
-    return ((votes + tie_break) / w.sum()).astype(member_probs[0].dtype)
+    # float64 throughout: in float32 a tie-break this small would round away.
+    tie_break = fuse_mean([p.astype(np.float64) for p in member_probs], w) * (1e-6 / n_classes)
+    return (votes + tie_break) / w.sum()
 
 
 def fuse(fusion: str, member_probs: list[np.ndarray], weights: np.ndarray) -> np.ndarray:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mtenv.devices import DeviceSpec
+
 
 @dataclass(frozen=True)
 class ProfileScale:
@@ -65,24 +67,15 @@ class LatencyProfile:
 
 
 def derive_profile(
-    *,
-    flops: float,
-    weight_bytes: float,
-    layers: int,
-    peak_flops: float,
-    efficiency: float,
-    layer_overhead_s: float,
-    mem_bandwidth: float,
-    h2d_bandwidth: float,
-    scale: ProfileScale,
+    *, flops: float, weight_bytes: float, layers: int, device: DeviceSpec, scale: ProfileScale
 ) -> LatencyProfile:
     """The roofline-style profile of a model with the given real size on a device."""
     scaled_bytes = weight_bytes * scale.weight_bytes
-    alpha = layers * scale.layers * layer_overhead_s + scaled_bytes / mem_bandwidth
-    beta = flops * scale.flops / (peak_flops * efficiency)
+    alpha = layers * scale.layers * device.layer_overhead_s + scaled_bytes / device.mem_bandwidth
+    beta = flops * scale.flops / (device.peak_flops * device.efficiency)
     return LatencyProfile(
         alpha_s=alpha,
         beta_s=beta,
-        load_s=scaled_bytes / h2d_bandwidth,
+        load_s=scaled_bytes / device.h2d_bandwidth,
         weight_bytes=scaled_bytes,
     )

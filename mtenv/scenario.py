@@ -26,6 +26,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -434,6 +435,15 @@ class Scenario(_Strict):
     def device_entries(self) -> list[DeviceConfig]:
         """The device entries expanded by ``count``, aligned with :meth:`device_names`."""
         return [dev for dev in self.devices for _ in range(dev.count)]
+
+
+def parse_plans(raw: list[dict[str, Any]], label: str = "plans") -> list[Plan]:
+    """Plans written as in a scenario's ``plans`` list, validated and built."""
+    try:
+        configs = TypeAdapter(list[PlanConfig]).validate_python(raw)
+    except ValidationError as exc:
+        raise ScenarioError("\n".join(f"{label}{line}" for line in _format_errors(exc))) from None
+    return [config.build() for config in configs]
 
 
 def _unknown(what: str, value: str, known: Any) -> str:

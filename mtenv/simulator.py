@@ -146,11 +146,7 @@ class Simulator:
                     flops=stats.flops,
                     weight_bytes=stats.weight_bytes,
                     layers=stats.layers,
-                    peak_flops=spec.peak_flops,
-                    efficiency=spec.efficiency,
-                    layer_overhead_s=spec.layer_overhead_s,
-                    mem_bandwidth=spec.mem_bandwidth,
-                    h2d_bandwidth=spec.h2d_bandwidth,
+                    device=spec,
                     scale=scale,
                 )
                 o = overrides.get((m, spec.kind))
@@ -211,15 +207,7 @@ class Simulator:
         stats = model_stats(model)
         parts = []
         for spec in self.specs:
-            price = partial(
-                derive_profile,
-                peak_flops=spec.peak_flops,
-                efficiency=spec.efficiency,
-                layer_overhead_s=spec.layer_overhead_s,
-                mem_bandwidth=spec.mem_bandwidth,
-                h2d_bandwidth=spec.h2d_bandwidth,
-                scale=scale,
-            )
+            price = partial(derive_profile, device=spec, scale=scale)
             trunk = price(
                 flops=stats.trunk_flops, weight_bytes=stats.weight_bytes, layers=stats.trunk_layers
             )

@@ -6,13 +6,17 @@ the env, on the same inputs.
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 import numpy as np
 import pytest
 import torch
 from conftest import first_valid, play
 
+from mtenv.plan_card import evaluate_plans
 from mtenv.plans import OnlineWeights, fit_ensemble_weights, fuse_mean, fuse_vote
-from mtenv.zoo import load_model, serving_pool
+from mtenv.zoo import N_LEVELS, load_model, serving_pool
 
 MS = 1e-3
 
@@ -46,6 +50,10 @@ def test_weighted_vote_counts_weights_per_answer_and_breaks_ties_by_mean():
     tie = fuse_vote(y[:2], np.array([1.0, 1.0]))  # one vote each: the mean prefers class 1
     assert tie.argmax() == 1
     np.testing.assert_allclose(tie.sum(), 1.0, atol=1e-5)
+    # The answer does not depend on how the weights are scaled, in float32 inputs too.
+    y32 = [p.astype(np.float32) for p in y[:2]]
+    for scale in (1.0, 0.5, 1 / 3, 7.0):
+        assert fuse_vote(y32, np.array([scale, scale])).argmax() == 1
 
 
 def test_online_weights_move_towards_the_member_that_is_right_more_often():
@@ -261,3 +269,31 @@ def test_shared_trunk_batch_latency_is_trunk_plus_heads(make_env):
     assert sim._batch_latency(0, 0, batch) == pytest.approx(expected)
     single_type = trunk.batch_latency(3) + heads[0].batch_latency(3)
     assert sim._batch_latency(0, 0, [T(0)] * 3) == pytest.approx(single_type)
+
+
+# --- the card's plans section ------------------------------------------------------------------
+
+
+def test_card_plans_section_is_generated_and_shows_collaboration_paying():
+    """The shipped card's plan rows equal a fresh offline evaluation, and they show what an
+    allocator can exploit: on the hardest inputs a collaborating plan beats every single model,
+    and the cheap models cost a small fraction of the big one per task."""
+    shipped = json.loads((resources.files("mtenv.zoo") / "card.json").read_text("utf-8"))
+    (section,) = [s for s in shipped["extra_sections"] if s["title"].startswith("Plans")]
+    fresh = evaluate_plans()
+    assert section["data"] == fresh
+
+    rows = fresh["plans"]
+    hardest = N_LEVELS - 1
+    best_single = max(
+        r["accuracy_by_level"][hardest] for r in rows.values() if r["kind"] == "single"
+    )
+    best_collaboration = max(
+        r["accuracy_by_level"][hardest] for r in rows.values() if r["kind"] != "single"
+    )
+    assert best_collaboration > best_single
+    assert rows["linear"]["flops_per_task"] * 100 < rows["cnn_wide"]["flops_per_task"]
+    assert rows["linear"]["t4_ms_per_task_batch8"] * 10 < rows["cnn_wide"]["t4_ms_per_task_batch8"]
+    cascade = rows["cnn_small>cnn_wide@0.99"]
+    assert cascade["accuracy"] >= rows["cnn_wide"]["accuracy"] - 0.005
+    assert cascade["flops_per_task"] < 0.8 * rows["cnn_wide"]["flops_per_task"]

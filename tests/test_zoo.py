@@ -43,7 +43,13 @@ from mtenv.zoo import (
     validation_pool,
     weights_path,
 )
-from mtenv.zoo.card import card_table, distillation_table, multitask_table, write_card
+from mtenv.zoo.card import (
+    card_table,
+    distillation_table,
+    multitask_table,
+    render_card,
+    write_card,
+)
 from mtenv.zoo.data import (
     corrupt,
     grid_cell,
@@ -55,6 +61,7 @@ from mtenv.zoo.data import (
 from mtenv.zoo.models import count_flops
 from mtenv.zoo.store import read_metadata, save_weights
 from mtenv.zoo.train import (
+    deterministic_cpu,
     distillation_loss,
     kl_distillation_loss,
     mse_distillation_loss,
@@ -75,6 +82,7 @@ SERVES = {
     "loc_linear": ("localize",),
     "loc_cnn": ("localize",),
     "multitask": ("classify", "localize"),
+    "cnn_deep": ("classify",),
 }
 """What each zoo model serves (the specification ModelStats.task_types must meet)."""
 
@@ -95,6 +103,8 @@ def card() -> dict:
 
 def test_model_names_keep_the_first_four_and_add_the_new_models() -> None:
     assert MODEL_NAMES[:4] == CLASSIFIERS
+    # New models are appended: the older ones keep their places (and their action indices).
+    assert MODEL_NAMES.index("multitask") < MODEL_NAMES.index("cnn_deep")
     assert set(MODEL_NAMES) == set(SERVES)
     assert len(MODEL_NAMES) == len(set(MODEL_NAMES))
 
@@ -156,6 +166,63 @@ def test_unknown_task_type_is_refused() -> None:
         MultiTaskNet(nn.Flatten(), {"classify": nn.Linear(256, 10)}).forward_heads(
             torch.zeros(1, 256), "localize"
         )
+
+
+# --- cnn_deep: a strong classifier of another design -----------------------------------------
+
+
+def _serving_probs(name: str) -> np.ndarray:
+    """``name``'s class probabilities on the whole classify serving pool (shipped weights)."""
+    with deterministic_cpu(), torch.no_grad():
+        logits = load_model(name)(serving_pool().inputs)
+    return torch.softmax(logits, dim=1).numpy().astype(np.float64)
+
+
+def _accuracy_per_level(probs: np.ndarray) -> list[float]:
+    pool = serving_pool()
+    right = probs.argmax(axis=1) == pool.labels
+    return [float(right[pool.ids_at_level(level)].mean()) for level in range(N_LEVELS)]
+
+
+def test_cnn_deep_stats_come_from_its_module() -> None:
+    stats = model_stats("cnn_deep")
+    # Hand count (2 × MACs): four same-size convs on the 8×8 map, a linear head on 2 × 64 pooled
+    # features (max and mean per channel).
+    convs = 1 * 32 * 25 + 32 * 32 * 9 + 32 * 48 * 9 + 48 * 64 * 9
+    assert stats.flops == 2 * (64 * convs + 128 * 10) == count_flops(load_model("cnn_deep"))
+    assert stats.layers == 5 and stats.task_types == ("classify",)
+    assert stats.params == sum(p.numel() for p in build_model("cnn_deep").parameters())
+    # Another design, not more capacity: within 2× cnn_wide's FLOPs, fewer parameters.
+    wide = model_stats("cnn_wide")
+    assert wide.flops < stats.flops < 2 * wide.flops
+    assert stats.params < wide.params
+
+
+def test_cnn_deep_ignores_the_rolls_that_shift_digits() -> None:
+    # Circular padding commutes with a roll and global pooling forgets position, so cnn_deep's
+    # logits do not change when an input is rolled (the corruption's shift); cnn_wide's do.
+    x = serving_pool().inputs[::4]
+    deep, wide = load_model("cnn_deep"), load_model("cnn_wide")
+    with torch.no_grad():
+        ref_deep, ref_wide = deep(x), wide(x).argmax(dim=1)
+        for shift in [(1, 0), (0, -2), (2, 2), (-3, 5)]:
+            rolled = torch.roll(x, shift, dims=(2, 3))
+            assert torch.allclose(deep(rolled), ref_deep, atol=1e-4), shift
+        moved = wide(torch.roll(x, (2, 2), dims=(2, 3))).argmax(dim=1) != ref_wide
+    assert moved.float().mean() > 0.2  # cnn_wide changes its answer on many rolled inputs
+
+
+def test_mean_of_cnn_wide_and_cnn_deep_beats_each_on_the_hardest_inputs() -> None:
+    # The property the zoo ships cnn_deep for: their mistakes differ, so averaging their
+    # probabilities beats the best single model on the hardest level of the serving pool.
+    wide, deep = _serving_probs("cnn_wide"), _serving_probs("cnn_deep")
+    acc_wide, acc_deep = _accuracy_per_level(wide), _accuracy_per_level(deep)
+    acc_mean = _accuracy_per_level((wide + deep) / 2)
+    hardest = N_LEVELS - 1
+    assert acc_mean[hardest] >= acc_wide[hardest] + 0.02, (acc_mean, acc_wide)
+    assert acc_mean[hardest] > acc_deep[hardest], (acc_mean, acc_deep)
+    # cnn_deep alone is comparable to cnn_wide, not a replacement for it.
+    assert abs(np.mean(acc_deep) - np.mean(acc_wide)) < 0.03
 
 
 # --- the multi-task model --------------------------------------------------------------------
@@ -330,6 +397,13 @@ def test_distillation_training_is_deterministic_and_follows_the_teacher() -> Non
 
 
 @pytest.mark.slow
+def test_train_zoo_reproduces_shipped_cnn_deep_file_bitwise(tmp_path: Path, request) -> None:
+    _needs_slow(request)
+    written = train_zoo(tmp_path, names=["cnn_deep"], progress=None)
+    assert written["cnn_deep"].read_bytes() == weights_path("cnn_deep").read_bytes()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", ["cnn_small", "cnn_wide", "mlp_kd", "mlp_mse", "loc_cnn", "multitask"]
 )
@@ -347,6 +421,7 @@ def test_retraining_reproduces_shipped_tensors_bitwise(name: str, request) -> No
 
 def test_card_json_equals_fresh_evaluation(card: dict) -> None:
     shipped = json.loads((ZOO_DIR / "card.json").read_text(encoding="utf-8"))
+    shipped.pop("extra_sections", None)  # other modules' sections (plans), checked where made
     assert card == shipped
     markdown = (ZOO_DIR / "CARD.md").read_text(encoding="utf-8")
     assert "mtenv zoo card" in markdown.splitlines()[0]
@@ -384,8 +459,13 @@ def test_card_compares_the_students_with_mlp(card: dict) -> None:
 
 
 def test_write_card_writes_both_files(tmp_path: Path, card: dict) -> None:
-    json_path, md_path = write_card(tmp_path)
-    assert json.loads(json_path.read_text(encoding="utf-8")) == card
+    # Other modules' sections (plans) are passed back as they were shipped.
+    shipped = json.loads((ZOO_DIR / "card.json").read_text(encoding="utf-8"))
+    sections = [CardSection(**s) for s in shipped.get("extra_sections", [])]
+    json_path, md_path = write_card(tmp_path, extra_sections=sections)
+    written = json.loads(json_path.read_text(encoding="utf-8"))
+    assert written.pop("extra_sections", []) == shipped.get("extra_sections", [])
+    assert written == card
     assert md_path.read_text(encoding="utf-8") == (ZOO_DIR / "CARD.md").read_text(encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["CARD.md", "card.json"]
 
@@ -400,10 +480,10 @@ def test_write_card_appends_extra_sections(tmp_path: Path, card: dict) -> None:
     ]
     assert stored == card
     markdown = md_path.read_text(encoding="utf-8")
-    shipped = (ZOO_DIR / "CARD.md").read_text(encoding="utf-8")
+    zoo_only = render_card(card)  # the zoo's own sections, without any module's extra ones
     assert markdown.index("## Notes\n\nhello") < markdown.index("## Plans\n\n| plan |")
     assert markdown.index("## Distillation") < markdown.index("## Notes")
-    assert markdown.startswith(shipped[: shipped.index("Per-class precision")])
+    assert markdown.startswith(zoo_only[: zoo_only.index("Per-class precision")])
 
 
 def test_card_metrics_are_consistent(card: dict) -> None:

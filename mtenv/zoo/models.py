@@ -8,6 +8,10 @@
   over the 9 grid cells ``[B, 9]``.
 * One shared-trunk multi-task model (``multitask``, a :class:`MultiTaskNet`): the trunk runs
   once on a canvas, then a cheap head per task type.
+* A second strong classifier of another design (``cnn_deep``): circular padding at full
+  resolution and global pooling make it blind to the wrap-around shifts of the corruption, so
+  its mistakes differ from ``cnn_wide``'s and the mean of the two beats either on the hardest
+  inputs.
 
 The profile of each (:class:`ModelStats`) is measured from the real module, never typed, so it
 cannot drift from the architecture: the simulator turns FLOPs and weight bytes into latency and
@@ -84,6 +88,52 @@ def _cnn_wide() -> nn.Module:
         nn.Linear(96 * 2 * 2, 128),
         nn.ReLU(),
         nn.Linear(128, 10),
+    )
+
+
+class _GlobalMaxMeanPool(nn.Module):
+    """``[B, C, H, W]`` → ``[B, 2C]``: each channel's maximum over the map, then its mean."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.amax(dim=(2, 3)), x.mean(dim=(2, 3))], dim=1)
+
+
+def _circular_conv(
+    in_channels: int, out_channels: int, kernel: int = 3, dilation: int = 1
+) -> nn.Conv2d:
+    """A same-size conv whose padding wraps around the borders (the map is a torus)."""
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel,
+        padding=dilation * (kernel // 2),
+        dilation=dilation,
+        padding_mode="circular",
+    )
+
+
+def _cnn_deep() -> nn.Module:
+    """Four conv layers (a 5×5 with 32 channels, 3×3s with 32 and 48, a 3×3 dilated by 2 with 64)
+    on the full 8×8 map with circular padding, then global max and mean pooling and a linear head.
+
+    The corruption shifts digits by rolling them (wrapping around, see
+    :class:`~mtenv.zoo.data.Corruption`). Circular convolutions commute with a roll and global
+    pooling forgets where a feature is, so this model's output is the same for every roll of an
+    image: the shifts that make ``cnn_wide`` (zero padding, max pooling, a head over a 2×2 map)
+    fail cost it nothing, while its receptive field (the whole 8×8 torus) still sees the digit's
+    shape. Different inductive biases give different mistakes, which is what ensembles need.
+    """
+    return nn.Sequential(
+        _circular_conv(1, 32, kernel=5),
+        nn.ReLU(),
+        _circular_conv(32, 32),
+        nn.ReLU(),
+        _circular_conv(32, 48),
+        nn.ReLU(),
+        _circular_conv(48, 64, dilation=2),
+        nn.ReLU(),
+        _GlobalMaxMeanPool(),
+        nn.Linear(2 * 64, 10),
     )
 
 
@@ -201,11 +251,13 @@ _ZOO: dict[str, _Entry] = {
     "loc_linear": _Entry(_loc_linear, ("localize",), "loc_linear"),
     "loc_cnn": _Entry(_loc_cnn, ("localize",), "loc_cnn"),
     "multitask": _Entry(_multitask, TASK_TYPES, "multitask"),
+    "cnn_deep": _Entry(_cnn_deep, ("classify",), "cnn_deep"),
 }
 
 MODEL_NAMES: tuple[str, ...] = tuple(_ZOO)
 """Every zoo model: the four classifiers smallest capacity first, then the distilled students,
-the localizers and the multi-task model."""
+the localizers, the multi-task model and ``cnn_deep`` (added last, so the older models keep
+their places)."""
 
 
 def check_name(name: str) -> str:

@@ -7,8 +7,9 @@ level in the recipe, freshly corrupted, so how robust a model gets depends on it
 
 Three kinds of recipe share that loop:
 
-* **Hard labels** (``linear`` … ``cnn_wide``, ``loc_linear``, ``loc_cnn``): cross-entropy on the
-  digit (classify) or the grid cell (localize; fresh positions and clutter every epoch).
+* **Hard labels** (``linear`` … ``cnn_wide``, ``cnn_deep``, ``loc_linear``, ``loc_cnn``):
+  cross-entropy on the digit (classify) or the grid cell (localize; fresh positions and clutter
+  every epoch).
 * **Distillation** (``mlp_kd``, ``mlp_mse``): the student sees the same augmented images as its
   hard-label twin (same seed, so the same initialisation and the same corruption draws) and
   learns from the teacher's logits on them, softened at temperature T
@@ -218,6 +219,12 @@ RECIPES: dict[str, TrainRecipe] = {
     "loc_linear": TrainRecipe(seed=5, epochs=20, lr=1e-2),
     "loc_cnn": TrainRecipe(seed=6, epochs=30, lr=5e-3),
     "multitask": TrainRecipe(seed=7, epochs=20, lr=3e-3, classify_weight=1.0, localize_weight=1.0),
+    # The next seed in line; half cnn_wide's epochs keep its training near cnn_wide's time on one
+    # thread. Tuned on the validation pool only, level-4 accuracy averaged over seeds {8, 11, 12}:
+    # lr 5e-3 beat 3e-3 alone (0.866 vs 0.857) and in the mean with cnn_wide (0.892 vs 0.878).
+    # Label smoothing 0.1, a 128-unit hidden head, batch 128 × 30 epochs and dropping level 0
+    # (25 epochs) did no better on seeds {8, 11}.
+    "cnn_deep": TrainRecipe(seed=8, epochs=20, lr=5e-3),
 }
 """The recipe each shipped model was trained with."""
 
