@@ -32,6 +32,7 @@ HEADLINE_METRICS = (
     "energy_j",
     "loads",
     "evictions",
+    "escalation_rate",
 )
 """The metrics the CLI table shows, in order."""
 

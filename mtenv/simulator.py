@@ -45,7 +45,6 @@ class DeviceState:
     """A device's runtime state: queues, the activity in flight, resident models, usage."""
 
     __slots__ = (
-        "activity_stage",
         "batch",
         "busy",
         "busy_since",
@@ -90,7 +89,6 @@ class DeviceState:
         self.busy_since = 0.0
         self.busy_until = 0.0
         self.batch: list[Task] = []
-        self.activity_stage = -1
         self.loading = -1
         self.resident: OrderedDict[int, None] = OrderedDict()
         self.used_bytes = 0.0
@@ -300,7 +298,6 @@ class Simulator:
         self.now = task.arrival
         self.arrived += 1
         self.metrics.arrived += 1
-        self.current = task
         return task
 
     def drain(self) -> None:
@@ -489,7 +486,6 @@ class Simulator:
             task.cost_usd += cost * share
             task.energy_j += energy * share
         dev.batch = batch
-        dev.activity_stage = stage
         dev.loading = -1
         self._begin(dev, duration)
         dev.usage.batches += 1
