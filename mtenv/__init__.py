@@ -6,23 +6,44 @@ Importing the package registers the environments::
     import mtenv  # noqa: F401
 
     env = gym.make("mtenv/Quickstart-v0")
+    short = gym.make("mtenv/EdgeBurst-v0", episode_tasks=50)  # any id, shorter episodes
 
 Ids: ``mtenv/TaskAllocation-v0`` (any scenario, ``scenario=`` a shipped name or a YAML path) and
-one id per shipped scenario. In subprocess workers use ``"mtenv:mtenv/Quickstart-v0"``, which
+one id per shipped scenario, ``mtenv/<CamelName>-v0`` (``edge_burst`` → ``mtenv/EdgeBurst-v0``),
+listed in :data:`ENV_IDS`. In subprocess workers use ``"mtenv:mtenv/Quickstart-v0"``, which
 imports the package first.
+
+Importing stays cheap: the shipped scenarios are found by listing the ``mtenv.scenarios`` package
+data, without importing torch or the simulator (``gym.make`` imports them).
 """
 
 from __future__ import annotations
+
+from importlib import resources
 
 from gymnasium.envs.registration import register, registry
 
 __version__ = "0.1.0"
 
-ENV_IDS: dict[str, str] = {
-    "mtenv/Quickstart-v0": "quickstart",
-    "mtenv/Collaboration-v0": "collaboration",
-}
-"""Registered scenario ids and the shipped scenario each one runs."""
+
+def scenario_env_id(name: str) -> str:
+    """The Gymnasium id of a shipped scenario: ``edge_burst`` → ``mtenv/EdgeBurst-v0``."""
+    camel = "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_"))
+    return f"mtenv/{camel}-v0"
+
+
+def _shipped_scenario_names() -> list[str]:
+    """Names of the scenario YAML files in the ``mtenv.scenarios`` package data, sorted."""
+    root = resources.files("mtenv.scenarios")
+    return sorted(
+        entry.name[: -len(".yaml")]
+        for entry in root.iterdir()
+        if entry.name.endswith(".yaml") and entry.is_file()
+    )
+
+
+ENV_IDS: dict[str, str] = {scenario_env_id(name): name for name in _shipped_scenario_names()}
+"""Registered scenario ids and the shipped scenario each one runs (one per shipped YAML file)."""
 
 
 def _register() -> None:
@@ -39,4 +60,4 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["ENV_IDS", "__version__"]
+__all__ = ["ENV_IDS", "__version__", "scenario_env_id"]

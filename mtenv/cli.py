@@ -4,6 +4,10 @@
     mtenv zoo train [--out DIR]         retrain the model zoo (deterministic recipe)
     mtenv zoo card [--out DIR]          regenerate the zoo card from the shipped weights
     mtenv perf [--steps N] [--json]     step-rate benchmark against CartPole-v1
+    mtenv scenarios list [--json]       the shipped scenarios, one line each
+    mtenv scenarios show NAME|FILE      one scenario resolved (extends, defaults) as YAML
+    mtenv scenarios validate FILE...    check scenario files: "ok FILE" or one line per problem
+    mtenv scenarios schema [--out FILE] the scenario schema reference (docs/scenario-schema.md)
 
 Bad input (an unknown scenario or policy, an invalid scenario file) prints one message naming
 what is wrong and exits with status 2.
@@ -89,8 +93,35 @@ def _parser() -> argparse.ArgumentParser:
     perf.add_argument("--steps", type=_positive_int, default=20_000)
     perf.add_argument("--repeats", type=_positive_int, default=3)
     perf.add_argument("--json", action="store_true")
+    perf.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: one long episode, reporting step rate and resident memory along it",
+    )
+    perf.add_argument("--memory-scenario", default="large_cluster")
+    perf.add_argument("--memory-tasks", type=_positive_int, default=1_000_000)
     perf.set_defaults(handler=_cmd_perf)
+    _add_scenario_commands(commands)
     return parser
+
+
+def _add_scenario_commands(commands: Any) -> None:
+    """``mtenv scenarios list|show|validate|schema``."""
+    scenarios = commands.add_parser("scenarios", help="list, show, validate scenarios; schema")
+    scenarios.set_defaults(handler=lambda _args: _print_help(scenarios))
+    sub = scenarios.add_subparsers(title="scenario commands")
+    listing = sub.add_parser("list", help="the shipped scenarios, one line each")
+    listing.add_argument("--json", action="store_true", help="print a JSON list instead")
+    listing.set_defaults(handler=_cmd_scenarios_list)
+    show = sub.add_parser("show", help="a scenario resolved, defaults filled in, as YAML")
+    show.add_argument("scenario", help="shipped name or YAML path")
+    show.set_defaults(handler=_cmd_scenarios_show)
+    validate = sub.add_parser("validate", help="check scenario files; exit 2 if any is bad")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="scenario files (or names)")
+    validate.set_defaults(handler=_cmd_scenarios_validate)
+    schema = sub.add_parser("schema", help="the scenario schema reference, as Markdown")
+    schema.add_argument("--out", default=None, help="write it to this file instead of stdout")
+    schema.set_defaults(handler=_cmd_scenarios_schema)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -202,10 +233,119 @@ def _cmd_zoo_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_perf(args: argparse.Namespace) -> int:
-    from mtenv.perf import format_report, run_perf
+    from mtenv.perf import format_memory_report, format_report, run_memory, run_perf
 
+    if args.memory:
+
+        def progress(done: int, rss_mb: float) -> None:
+            print(f"{done:,} tasks, {rss_mb:.0f} MB resident", file=sys.stderr)
+
+        report = run_memory(args.memory_scenario, tasks=args.memory_tasks, progress=progress)
+        print(json.dumps(report, indent=2) if args.json else format_memory_report(report))
+        return 0
     report = run_perf(tuple(args.scenarios), steps=args.steps, repeats=args.repeats)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+# --- scenarios -----------------------------------------------------------------------------
+
+
+def _scenario_row(name: str) -> dict[str, Any]:
+    """One shipped scenario's line of ``scenarios list``."""
+    from mtenv.scenario import load_scenario
+
+    scenario = load_scenario(name)
+    return {
+        "name": name,
+        "summary": scenario.summary,
+        "devices": len(scenario.device_names()),
+        "episode_tasks": scenario.episode_tasks,
+        "task_types": list(scenario.workload.task_types),
+    }
+
+
+def _cmd_scenarios_list(args: argparse.Namespace) -> int:
+    from mtenv.scenario import ScenarioError, shipped_scenarios
+
+    rows, problems = [], []
+    for name in shipped_scenarios():
+        try:
+            rows.append(_scenario_row(name))
+        except ScenarioError as exc:
+            problems.append(str(exc))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(_scenario_table(rows))
+    for problem in problems:
+        print(f"mtenv: error: {problem}", file=sys.stderr)
+    return EXIT_BAD_INPUT if problems else 0
+
+
+def _scenario_table(rows: list[dict[str, Any]]) -> str:
+    """Rows as aligned columns, the free-text summary last."""
+    header = ("name", "devices", "tasks", "task types", "summary")
+    cells = [header] + [
+        (
+            r["name"],
+            str(r["devices"]),
+            str(r["episode_tasks"]),
+            ",".join(r["task_types"]),
+            r["summary"],
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
+    lines = []
+    for row in cells:
+        fixed = [
+            cell.rjust(w) if i in (1, 2) else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row[:-1], widths, strict=True))
+        ]
+        lines.append("  ".join([*fixed, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def _cmd_scenarios_show(args: argparse.Namespace) -> int:
+    from mtenv.scenario import load_scenario, scenario_yaml
+
+    scenario = load_scenario(args.scenario)
+    print(f"# {scenario.name}, resolved from {scenario.source}", end="\n")
+    print(scenario_yaml(scenario), end="")
+    return 0
+
+
+def _cmd_scenarios_validate(args: argparse.Namespace) -> int:
+    from mtenv.scenario import ScenarioError, load_scenario
+
+    bad = 0
+    for file in args.files:
+        try:
+            load_scenario(file)
+        except ScenarioError as exc:
+            bad += 1
+            for line in str(exc).splitlines():
+                print(line, file=sys.stderr)
+        else:
+            print(f"ok {file}")
+    return EXIT_BAD_INPUT if bad else 0
+
+
+def _cmd_scenarios_schema(args: argparse.Namespace) -> int:
+    from mtenv.scenario import schema_reference
+
+    text = schema_reference()
+    if args.out is None:
+        print(text, end="")
+        return 0
+    out = Path(args.out)
+    if out.is_dir():
+        raise CliError(f"--out: expected a file, got the folder {args.out!r}")
+    if not out.parent.is_dir():
+        raise CliError(f"--out: no such folder {str(out.parent)!r}")
+    out.write_text(text, encoding="utf-8")
+    print(out)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,9 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
       input's outputs cached per model; identical trajectories); ``None`` takes the scenario's.
     * ``device``: where the models really run, ``"cpu"`` or ``"cuda"``; ``None`` takes the
       scenario's.
+    * ``episode_tasks``: tasks per episode (an integer ≥ 1), overriding the scenario's
+      ``episode_tasks``; ``None`` takes the scenario's. Short episodes of any registered id:
+      ``gym.make("mtenv/EdgeBurst-v0", episode_tasks=50)``.
 
     ## Version History
 
@@ -104,13 +108,25 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         render_mode: str | None = None,
         inference: str | None = None,
         device: str | None = None,
+        episode_tasks: int | None = None,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode: expected one of {self.metadata['render_modes']} or None, "
                 f"got {render_mode!r}"
             )
-        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        if episode_tasks is not None:
+            if (
+                isinstance(episode_tasks, bool)
+                or not isinstance(episode_tasks, numbers.Integral)
+                or episode_tasks < 1
+            ):
+                raise ValueError(
+                    f"episode_tasks: expected an integer >= 1 or None, got {episode_tasks!r}"
+                )
+            loaded = loaded.model_copy(update={"episode_tasks": int(episode_tasks)})
+        self.scenario = loaded
         self.render_mode = render_mode
         task_types = list(self.scenario.workload.task_types)
         self.engine = InferenceEngine(

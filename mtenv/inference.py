@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mtenv.zoo import load_model
+from mtenv.zoo import load_model, model_stats
 from mtenv.zoo.data import CANVAS_SIZE, to_canvas
 from mtenv.zoo.models import MultiTaskNet
 from mtenv.zoo.tasks import pool_for
@@ -128,6 +128,15 @@ class InferenceEngine:
             table.flags.writeable = False
             _MEMO[key] = table
         return table
+
+    def warm_up(self) -> None:
+        """Fill the memo tables now (memoized mode), so that later steps only look up."""
+        if self.mode != "memoized":
+            return
+        for name in self.models:
+            for task_type in model_stats(name).task_types:
+                if task_type in self.pools:
+                    self.pool_outputs(name, task_type)
 
     def validation_pool(self, task_type: str):
         """The labelled validation pool of a task type (for fitting, never for serving)."""

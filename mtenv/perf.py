@@ -8,7 +8,9 @@ process are what the targets are about:
   with the share of live wall time spent inside the models' forward passes,
 
 on the quick scenario and on ``collaboration``, which offers every plan kind (ensembles,
-cascades, the shared-trunk model) for two task types.
+cascades, the shared-trunk model) for two task types. :func:`run_memory` plays one long episode
+(a million tasks on ``large_cluster`` by default) and reads the resident memory along the way:
+it must stay flat.
 
 Each rate is the median of ``repeats`` timed runs, the runs of different envs interleaved so
 that drift hits them alike. Both envs are made with ``gymnasium.make`` and driven by a uniform
@@ -17,7 +19,9 @@ random policy (masked for mtenv).
 
 from __future__ import annotations
 
+import os
 import platform
+import resource
 import statistics
 import time
 from typing import Any
@@ -75,7 +79,8 @@ def run_perf(
         for name in scenarios
         for mode in ("memoized", "live")
     }
-    for env in envs.values():  # warm-up: load models, fill the memo tables
+    for env in envs.values():  # warm-up: fill the memo tables, touch every code path once
+        env.unwrapped.engine.warm_up()
         _rate_mtenv(env, min(steps, 2_000), seed)
     cart: list[float] = []
     rates: dict[tuple[str, str], list[float]] = {key: [] for key in envs}
@@ -137,3 +142,70 @@ def format_report(report: dict[str, Any]) -> str:
         f"live/memoized ≥ {t['live_over_memoized']}"
     )
     return "\n".join(lines)
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now, in MB (Linux ``/proc``; ``ru_maxrss`` elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def run_memory(
+    scenario: str = "large_cluster",
+    tasks: int = 1_000_000,
+    checkpoints: int = 10,
+    seed: int = 0,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """One episode of ``tasks`` tasks with memoized inference under a masked random policy:
+    the step rate and the process's resident memory at evenly spaced points of the episode.
+
+    Memory is flat when the last reading is no higher than the reading after the first tenth of
+    the episode (the tables and pools are built by then) plus a small allowance; the report
+    gives both readings and their difference.
+    """
+    from mtenv.env import TaskAllocationEnv
+
+    env = TaskAllocationEnv(scenario, inference="memoized", episode_tasks=tasks)
+    env.engine.warm_up()
+    rng = np.random.default_rng(seed)
+    _, info = env.reset(seed=seed)
+    every = max(tasks // checkpoints, 1)
+    readings = [(0, _rss_mb())]
+    start = time.perf_counter()
+    for step in range(1, tasks + 1):
+        valid = np.flatnonzero(info["action_mask"])
+        _, _, _, truncated, info = env.step(valid[int(rng.integers(len(valid)))])
+        if step % every == 0 or truncated:
+            readings.append((step, _rss_mb()))
+            if progress is not None:
+                progress(step, readings[-1][1])
+        if truncated:
+            break
+    elapsed = time.perf_counter() - start
+    env.close()
+    after_first_tenth = next(mb for n, mb in readings if n >= every)
+    return {
+        "scenario": scenario,
+        "tasks": readings[-1][0],
+        "memoized_steps_per_s": round(readings[-1][0] / elapsed),
+        "rss_mb": [[n, round(mb, 1)] for n, mb in readings],
+        "rss_growth_after_first_tenth_mb": round(readings[-1][1] - after_first_tenth, 1),
+        "metrics_tasks": info["metrics"]["tasks"],
+    }
+
+
+def format_memory_report(report: dict[str, Any]) -> str:
+    rows = ", ".join(f"{n:,}: {mb:.0f} MB" for n, mb in report["rss_mb"])
+    return "\n".join(
+        [
+            f"mtenv perf memory · scenario {report['scenario']} · {report['tasks']:,} tasks "
+            f"(memoized) · {report['memoized_steps_per_s']:,} steps/s",
+            f"resident memory by tasks done: {rows}",
+            f"growth after the first tenth: {report['rss_growth_after_first_tenth_mb']:+.1f} MB",
+        ]
+    )

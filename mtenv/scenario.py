@@ -12,12 +12,16 @@ Shipped scenarios live in the ``mtenv.scenarios`` package data and are found by 
 
 from __future__ import annotations
 
+import copy
 import difflib
+import inspect
 import math
+import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -30,6 +34,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from mtenv.devices import DEVICE_KINDS, DeviceSpec, device_spec
 from mtenv.plans import CascadePlan, EnsemblePlan, MultiTaskPlan, Plan, SinglePlan
@@ -56,57 +61,65 @@ class _Strict(BaseModel):
 class PoissonConfig(_Strict):
     """Poisson arrivals at a constant ``rate`` (tasks per second)."""
 
-    process: Literal["poisson"]
-    rate: PositiveFloat
+    process: Literal["poisson"] = Field(description="selects this arrival process")
+    rate: PositiveFloat = Field(description="mean arrivals per second")
 
 
 class GammaConfig(_Strict):
     """Gamma renewal arrivals: mean ``rate`` per second, inter-arrival coefficient of variation
     ``cv`` (1 is Poisson, above 1 is bursty)."""
 
-    process: Literal["gamma"]
-    rate: PositiveFloat
-    cv: PositiveFloat
+    process: Literal["gamma"] = Field(description="selects this arrival process")
+    rate: PositiveFloat = Field(description="mean arrivals per second")
+    cv: PositiveFloat = Field(
+        description="coefficient of variation of inter-arrival times (1 = Poisson, > 1 = bursty)"
+    )
 
 
 class OnOffConfig(_Strict):
     """Two-state Markov-modulated Poisson arrivals (bursts of ``rate_on`` between lulls)."""
 
-    process: Literal["on_off"]
-    rate_on: PositiveFloat
-    rate_off: NonNegativeFloat
-    mean_on_s: PositiveFloat
-    mean_off_s: PositiveFloat
+    process: Literal["on_off"] = Field(description="selects this arrival process")
+    rate_on: PositiveFloat = Field(description="arrivals per second while in the on (burst) state")
+    rate_off: NonNegativeFloat = Field(description="arrivals per second while in the off state")
+    mean_on_s: PositiveFloat = Field(description="mean seconds spent in the on state")
+    mean_off_s: PositiveFloat = Field(description="mean seconds spent in the off state")
 
 
 class DiurnalConfig(_Strict):
     """A daily cycle: rate ``mean_rate · (1 + amplitude · sin(2π(t/period_s + phase)))``."""
 
-    process: Literal["diurnal"]
-    mean_rate: PositiveFloat
-    amplitude: Probability
-    period_s: PositiveFloat
-    phase: float = 0.0
+    process: Literal["diurnal"] = Field(description="selects this arrival process")
+    mean_rate: PositiveFloat = Field(description="arrivals per second averaged over a period")
+    amplitude: Probability = Field(
+        description="relative swing around the mean rate (0 = flat, 1 = down to zero)"
+    )
+    period_s: PositiveFloat = Field(description="length of one cycle in simulated seconds")
+    phase: float = Field(0.0, description="offset into the cycle at time 0, in periods")
 
 
 class SpikeConfig(_Strict):
     """A step or spike: ``base_rate``, then ``spike_rate`` from ``start_s`` for ``duration_s``
     seconds (omit the duration for a permanent step)."""
 
-    process: Literal["spike"]
-    base_rate: PositiveFloat
-    spike_rate: PositiveFloat
-    start_s: NonNegativeFloat
-    duration_s: PositiveFloat = math.inf
+    process: Literal["spike"] = Field(description="selects this arrival process")
+    base_rate: PositiveFloat = Field(description="arrivals per second outside the spike")
+    spike_rate: PositiveFloat = Field(description="arrivals per second during the spike")
+    start_s: NonNegativeFloat = Field(description="simulated second at which the spike starts")
+    duration_s: Annotated[float, Field(gt=0)] = Field(
+        math.inf, description="seconds the spike lasts; omit (or `.inf`) for a permanent step"
+    )
 
 
 class TraceConfig(_Strict):
     """Replay of a CSV trace of timestamps; ``path`` is relative to the scenario file."""
 
-    process: Literal["trace"]
-    path: str
-    rate_scale: PositiveFloat = 1.0
-    loop: bool = True
+    process: Literal["trace"] = Field(description="selects this arrival process")
+    path: str = Field(description="CSV file of arrival timestamps, relative to the scenario file")
+    rate_scale: PositiveFloat = Field(
+        1.0, description="multiplies the trace's arrival rate (2 = twice as many per second)"
+    )
+    loop: bool = Field(True, description="replay the trace from the start when it runs out")
 
 
 ArrivalConfig = Annotated[
@@ -121,24 +134,32 @@ ArrivalConfig = Annotated[
 class TaskTypeConfig(_Strict):
     """One task type: its share of arrivals and its latency objective."""
 
-    share: PositiveFloat = 1.0
-    slo_ms: PositiveFloat
+    share: PositiveFloat = Field(
+        1.0, description="relative share of arrivals of this type (normalised over types)"
+    )
+    slo_ms: PositiveFloat = Field(description="latency objective: deadline after arrival, in ms")
 
 
 class PriorityClass(_Strict):
     """A priority class: its reward weight and its share of arrivals."""
 
-    name: str
-    weight: PositiveFloat
-    share: PositiveFloat
+    name: str = Field(description="the class's name, shown in metrics")
+    weight: PositiveFloat = Field(description="reward multiplier for tasks of this class")
+    share: PositiveFloat = Field(
+        description="relative share of arrivals in this class (normalised over classes)"
+    )
 
 
 class WorkloadConfig(_Strict):
     """What arrives: when, of which type, how hard and how important."""
 
-    arrivals: ArrivalConfig
+    arrivals: ArrivalConfig = Field(
+        description="the arrival process; its `process` field selects which fields apply"
+    )
     task_types: dict[str, TaskTypeConfig] = Field(
-        default_factory=lambda: {"classify": TaskTypeConfig(slo_ms=20.0)}, min_length=1
+        default_factory=lambda: {"classify": TaskTypeConfig(slo_ms=20.0)},
+        min_length=1,
+        description="task types by name (`classify`, `localize`), each with share and SLO",
     )
     difficulty: list[NonNegativeFloat] = Field(
         default_factory=lambda: [0.2] * 5,
@@ -147,6 +168,7 @@ class WorkloadConfig(_Strict):
     priorities: list[PriorityClass] = Field(
         default_factory=lambda: [PriorityClass(name="normal", weight=1.0, share=1.0)],
         min_length=1,
+        description="priority classes tasks are drawn from",
     )
     drop_expired: bool = Field(
         False, description="drop a queued task whose deadline passed before its batch starts"
@@ -174,14 +196,26 @@ class WorkloadConfig(_Strict):
 class DeviceConfig(_Strict):
     """One device (or ``count`` identical ones) of a catalogue kind, with optional overrides."""
 
-    kind: str
-    count: Annotated[int, Field(ge=1, le=4096)] = 1
-    name: str | None = None
-    memory_gb: PositiveFloat | None = None
-    price_per_hour: NonNegativeFloat | None = None
-    max_batch: Annotated[int, Field(ge=1)] = 8
-    batch_timeout_ms: NonNegativeFloat = 2.0
-    max_queue: Annotated[int, Field(ge=1)] = 64
+    kind: str = Field(description="catalogue device kind (t4, l4, a10g, a100, h100, ...)")
+    count: Annotated[int, Field(ge=1, le=4096)] = Field(
+        1, description="number of identical devices this entry stands for"
+    )
+    name: str | None = Field(None, description="display name; default `<kind>-<index>`")
+    memory_gb: PositiveFloat | None = Field(
+        None, description="memory capacity in GB; default: the catalogue's"
+    )
+    price_per_hour: NonNegativeFloat | None = Field(
+        None, description="price in USD per hour; default: the catalogue's"
+    )
+    max_batch: Annotated[int, Field(ge=1)] = Field(
+        8, description="largest batch the device's queues form"
+    )
+    batch_timeout_ms: NonNegativeFloat = Field(
+        2.0, description="how long a partial batch waits for more tasks before it starts"
+    )
+    max_queue: Annotated[int, Field(ge=1)] = Field(
+        64, description="queued tasks per device beyond which its actions are masked"
+    )
     resident: list[str] = Field(default_factory=list, description="models loaded at time 0")
 
     def spec(self) -> DeviceSpec:
@@ -206,9 +240,9 @@ def _served_types(models: tuple[str, ...]) -> tuple[str, ...]:
 class SinglePlanConfig(_Strict):
     """One model serves the task. Named after the model unless ``name`` is given."""
 
-    kind: Literal["single"] = "single"
-    model: str
-    name: str | None = None
+    kind: Literal["single"] = Field("single", description="selects this plan kind")
+    model: str = Field(description="the zoo model that serves the task")
+    name: str | None = Field(None, description="plan name; default: the model's")
 
     def model_names(self) -> tuple[str, ...]:
         return (self.model,)
@@ -221,12 +255,18 @@ class EnsemblePlanConfig(_Strict):
     """Several models answer; outputs fused by weighted mean or vote, with uniform, fitted
     (offline, validation pool) or online (multiplicative-weights) weights."""
 
-    kind: Literal["ensemble"]
-    members: list[str] = Field(min_length=2)
-    fusion: Literal["mean", "vote"] = "mean"
-    weighting: Literal["uniform", "fitted", "online"] = "uniform"
-    learning_rate: PositiveFloat = 0.1
-    name: str | None = None
+    kind: Literal["ensemble"] = Field(description="selects this plan kind")
+    members: list[str] = Field(min_length=2, description="the zoo models that all answer")
+    fusion: Literal["mean", "vote"] = Field(
+        "mean", description="weighted mean of probabilities, or weighted majority vote"
+    )
+    weighting: Literal["uniform", "fitted", "online"] = Field(
+        "uniform", description="member weights: equal, fitted offline, or learned online"
+    )
+    learning_rate: PositiveFloat = Field(
+        0.1, description="step size of the online multiplicative-weights update"
+    )
+    name: str | None = Field(None, description="plan name; default `fusion(a+b)/weighting`")
 
     def model_names(self) -> tuple[str, ...]:
         return tuple(self.members)
@@ -243,11 +283,13 @@ class CascadePlanConfig(_Strict):
     """``first`` answers; when its confidence is under ``threshold`` the task escalates to
     ``second`` on the same device."""
 
-    kind: Literal["cascade"]
-    first: str
-    second: str
-    threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
-    name: str | None = None
+    kind: Literal["cascade"] = Field(description="selects this plan kind")
+    first: str = Field(description="the cheap zoo model that answers first")
+    second: str = Field(description="the zoo model a low-confidence task escalates to")
+    threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        description="escalate when the first model's top softmax probability is below this"
+    )
+    name: str | None = Field(None, description="plan name; default `first>second@threshold`")
 
     def model_names(self) -> tuple[str, ...]:
         return (self.first, self.second)
@@ -261,9 +303,9 @@ class CascadePlanConfig(_Strict):
 class MultiTaskPlanConfig(_Strict):
     """A shared-trunk multi-task model serving every task type it has a head for."""
 
-    kind: Literal["multitask"]
-    model: str
-    name: str | None = None
+    kind: Literal["multitask"] = Field(description="selects this plan kind")
+    model: str = Field(description="the shared-trunk zoo model")
+    name: str | None = Field(None, description="plan name; default: the model's")
 
     def model_names(self) -> tuple[str, ...]:
         return (self.model,)
@@ -296,10 +338,10 @@ PlanConfig = Annotated[
 class ProfileOverride(_Strict):
     """Measured latency for one (model, device kind) pair, replacing the derived profile."""
 
-    model: str
-    device: str
-    alpha_ms: NonNegativeFloat
-    beta_ms: NonNegativeFloat
+    model: str = Field(description="the zoo model measured")
+    device: str = Field(description="the catalogue device kind it was measured on")
+    alpha_ms: NonNegativeFloat = Field(description="fixed latency per batch, in ms")
+    beta_ms: NonNegativeFloat = Field(description="added latency per task in the batch, in ms")
 
 
 class ProfileConfig(_Strict):
@@ -309,10 +351,12 @@ class ProfileConfig(_Strict):
     weights, ≈ 50 layers) and scale the other models by the same factors.
     """
 
-    flops_scale: PositiveFloat = 2000.0
-    bytes_scale: PositiveFloat = 200.0
-    layer_scale: PositiveFloat = 10.0
-    overrides: list[ProfileOverride] = Field(default_factory=list)
+    flops_scale: PositiveFloat = Field(2000.0, description="multiplies each model's FLOPs")
+    bytes_scale: PositiveFloat = Field(200.0, description="multiplies each model's weight bytes")
+    layer_scale: PositiveFloat = Field(10.0, description="multiplies each model's layer count")
+    overrides: list[ProfileOverride] = Field(
+        default_factory=list, description="measured latencies replacing derived profiles"
+    )
 
     def scale(self) -> ProfileScale:
         return ProfileScale(self.flops_scale, self.bytes_scale, self.layer_scale)
@@ -324,47 +368,61 @@ class RewardConfig(_Strict):
     costs ``reject × priority``; an invalid action is served as a rejection and costs
     ``invalid_action`` more."""
 
-    correct: NonNegativeFloat = 1.0
-    late_credit: Probability = 0.0
-    latency_per_s: NonNegativeFloat = 0.0
-    slo_miss: NonNegativeFloat = 0.5
-    cost_per_usd: NonNegativeFloat = 0.0
-    energy_per_j: NonNegativeFloat = 0.0
-    reject: NonNegativeFloat = 0.3
-    invalid_action: NonNegativeFloat = 0.5
+    correct: NonNegativeFloat = Field(1.0, description="reward for a correct answer")
+    late_credit: Probability = Field(
+        0.0, description="fraction of the correctness reward kept when the SLO is missed"
+    )
+    latency_per_s: NonNegativeFloat = Field(0.0, description="penalty per second of latency")
+    slo_miss: NonNegativeFloat = Field(0.5, description="penalty for a missed SLO")
+    cost_per_usd: NonNegativeFloat = Field(0.0, description="penalty per USD of device time")
+    energy_per_j: NonNegativeFloat = Field(0.0, description="penalty per joule of energy")
+    reject: NonNegativeFloat = Field(0.3, description="penalty per rejection, times priority")
+    invalid_action: NonNegativeFloat = Field(
+        0.5, description="extra penalty for a masked-out action (served as a rejection)"
+    )
 
 
 class InferenceConfig(_Strict):
     """How the real models run: ``live`` forward passes, or ``memoized`` outputs per pool input
     (identical results, faster); on ``cpu`` or ``cuda``."""
 
-    mode: Literal["live", "memoized"] = "live"
-    device: Literal["cpu", "cuda"] = "cpu"
+    mode: Literal["live", "memoized"] = Field(
+        "live", description="run forward passes, or reuse memoised outputs (identical results)"
+    )
+    device: Literal["cpu", "cuda"] = Field("cpu", description="where the real models run")
 
 
 class ObservationConfig(_Strict):
     """Observation shaping: the time constant of recent-load averages and the clip bound."""
 
-    ewma_tau_s: PositiveFloat = 1.0
-    clip: PositiveFloat = 10.0
+    ewma_tau_s: PositiveFloat = Field(
+        1.0, description="time constant of the recent arrival-rate and SLO-miss averages, in s"
+    )
+    clip: PositiveFloat = Field(10.0, description="observation features are clipped to ±clip")
 
 
 class Scenario(_Strict):
     """A whole allocation problem, as loaded from one YAML file."""
 
-    name: str
-    summary: str = ""
-    episode_tasks: Annotated[int, Field(ge=1)]
-    models: list[str] = Field(min_length=1)
+    name: str = Field(description="the scenario's name; with `extends`, the extending file's")
+    summary: str = Field("", description="one line saying what the scenario is about")
+    episode_tasks: Annotated[int, Field(ge=1)] = Field(description="tasks per episode")
+    models: list[str] = Field(min_length=1, description="the zoo models on offer")
     plans: list[PlanConfig] = Field(
         default_factory=list, description="plans on offer; default: one single plan per model"
     )
-    devices: list[DeviceConfig] = Field(min_length=1)
-    workload: WorkloadConfig
-    profile: ProfileConfig = Field(default_factory=ProfileConfig)
-    reward: RewardConfig = Field(default_factory=RewardConfig)
-    inference: InferenceConfig = Field(default_factory=InferenceConfig)
-    observation: ObservationConfig = Field(default_factory=ObservationConfig)
+    devices: list[DeviceConfig] = Field(min_length=1, description="the cluster's devices")
+    workload: WorkloadConfig = Field(description="what arrives, when, and how hard")
+    profile: ProfileConfig = Field(
+        default_factory=ProfileConfig, description="how zoo models stand in for production ones"
+    )
+    reward: RewardConfig = Field(default_factory=RewardConfig, description="reward weights")
+    inference: InferenceConfig = Field(
+        default_factory=InferenceConfig, description="how and where the real models run"
+    )
+    observation: ObservationConfig = Field(
+        default_factory=ObservationConfig, description="observation shaping"
+    )
     source: str | None = Field(None, exclude=True, description="file it was loaded from")
 
     @model_validator(mode="after")
@@ -473,18 +531,32 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
         if not path.is_file():
             raise ScenarioError(f"{text}: no such scenario file")
         return path
-    shipped = shipped_scenarios()
-    by_key = {name.replace("-", "_"): file for name, file in shipped.items()}
-    key = text.replace("-", "_")
-    if key in by_key:
-        return by_key[key]
-    raise ScenarioError(f"scenario: {_unknown('scenario', text, shipped)}")
+    found = _shipped_path(text)
+    if found is None:
+        raise ScenarioError(f"scenario: {_unknown('scenario', text, shipped_scenarios())}")
+    return found
+
+
+def _shipped_path(name: str) -> Path | None:
+    """The shipped file named ``name`` (hyphens and underscores alike), or None."""
+    by_key = {key.replace("-", "_"): file for key, file in shipped_scenarios().items()}
+    return by_key.get(name.replace("-", "_"))
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
-    """Load and validate a scenario by shipped name or by file path."""
+    """Load and validate a scenario by shipped name or by file path, resolving ``extends``."""
     path = resolve_scenario_path(name_or_path)
-    label = path.name if _is_shipped(path) else str(path)
+    return parse_scenario(_read_raw(path), label=_label(path), source=str(path))
+
+
+def _label(path: Path) -> str:
+    """How messages name a scenario file: shipped ones by file name, others by path."""
+    return path.name if _is_shipped(path) else str(path)
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
+    """The mapping a scenario file holds, before ``extends`` and validation."""
+    label = _label(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -493,18 +565,120 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         raise ScenarioError(f"{label}: cannot read: {exc}") from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"{label}: expected a mapping of fields, got {type(raw).__name__}")
-    return parse_scenario(raw, label=label, source=str(path))
+    return raw
 
 
 def parse_scenario(
     raw: dict[str, Any], *, label: str = "<scenario>", source: str | None = None
 ) -> Scenario:
-    """Validate a scenario given as a mapping; ``label`` prefixes every error line."""
+    """Validate a scenario given as a mapping; ``label`` prefixes every error line.
+
+    An ``extends`` key is resolved first (relative paths against ``source``'s folder, or the
+    working directory without one); the input mapping is never modified."""
+    if EXTENDS in raw:
+        origin = Path(source) if source else None
+        raw = _resolve_extends(raw, origin, label, (origin.resolve(),) if origin else ())
     try:
         return Scenario.model_validate({**raw, "source": source})
     except ValidationError as exc:
         lines = [f"{label}: {line}" for line in _format_errors(exc)]
         raise ScenarioError("\n".join(lines)) from None
+
+
+# --- extends -------------------------------------------------------------------------------
+
+EXTENDS = "extends"
+_REPLACED_WHOLE = {("workload", "arrivals")}
+
+
+def merge_scenario_mappings(
+    base: dict[str, Any], override: dict[str, Any], _at: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it, as ``extends`` does: mappings merge recursively,
+    lists and scalars replace, and ``workload.arrivals`` replaces whole (its fields depend on its
+    process, so merging a Gamma block into a Poisson one would only make a bad mix). Neither
+    input is modified."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        here = (*_at, str(key))
+        below = out.get(key)
+        if isinstance(value, dict) and isinstance(below, dict) and here not in _REPLACED_WHOLE:
+            out[key] = merge_scenario_mappings(below, value, here)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _resolve_extends(
+    raw: dict[str, Any], origin: Path | None, label: str, chain: tuple[Path, ...]
+) -> dict[str, Any]:
+    """``raw`` with its ``extends`` chain merged in, the ``extends`` key gone. ``origin`` is the
+    file ``raw`` came from (None: the working directory); ``chain`` the files above it, for
+    cycle detection. The result's name is the child's: its ``name``, else its file's stem."""
+    if EXTENDS not in raw:
+        return raw
+    child = {key: value for key, value in raw.items() if key != EXTENDS}
+    base_path = _extends_target(raw[EXTENDS], origin, label)
+    key = base_path.resolve()
+    if key in chain:
+        loop = " -> ".join(str(p) for p in (*chain, key)[list(chain).index(key) :])
+        raise ScenarioError(f"{label}: extends: cycle of scenario files: {loop}")
+    base = _resolve_extends(_read_raw(base_path), base_path, _label(base_path), (*chain, key))
+    here = origin.parent if origin else Path.cwd()
+    merged = merge_scenario_mappings(_rebase_trace(base, base_path.parent, here), child)
+    if "name" not in child and origin is not None:
+        merged["name"] = origin.stem
+    return merged
+
+
+def _extends_target(ref: Any, origin: Path | None, label: str) -> Path:
+    """The file an ``extends`` value names: a path (has a slash or a .yaml suffix) relative to
+    the extending file, else a shipped scenario name."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise ScenarioError(
+            f"{label}: extends: expected a shipped scenario name or a file path, got {ref!r}"
+        )
+    as_path = Path(ref).expanduser()
+    if "/" in ref or "\\" in ref or as_path.suffix in {".yaml", ".yml"}:
+        if not as_path.is_absolute():
+            as_path = (origin.parent if origin else Path.cwd()) / as_path
+        if not as_path.is_file():
+            raise ScenarioError(f"{label}: extends: no such scenario file {str(as_path)!r}")
+        return as_path
+    found = _shipped_path(ref)
+    if found is None:
+        raise ScenarioError(f"{label}: extends: {_unknown('scenario', ref, shipped_scenarios())}")
+    return found
+
+
+def _rebase_trace(raw: dict[str, Any], base_dir: Path, child_dir: Path) -> dict[str, Any]:
+    """``raw`` with a relative trace path made relative to ``child_dir`` instead of
+    ``base_dir``, so an inherited trace arrival block still finds its file."""
+    arrivals = (
+        raw.get("workload", {}).get("arrivals") if isinstance(raw.get("workload"), dict) else None
+    )
+    if not isinstance(arrivals, dict) or arrivals.get("process") != "trace":
+        return raw
+    trace = arrivals.get("path")
+    if not isinstance(trace, str) or Path(trace).is_absolute():
+        return raw
+    target = (base_dir / trace).resolve()
+    try:
+        rebased = os.path.relpath(target, child_dir.resolve())
+    except ValueError:  # another drive (Windows): no relative path exists
+        rebased = str(target)
+    workload = {**raw["workload"], "arrivals": {**arrivals, "path": rebased}}
+    return {**raw, "workload": workload}
+
+
+# --- printing ------------------------------------------------------------------------------
+
+
+def scenario_yaml(scenario: Scenario) -> str:
+    """The resolved scenario as YAML with every default written out. Loading the text back
+    gives an equal :class:`Scenario` (bar ``source``, which records where it was loaded)."""
+    data = scenario.model_dump(mode="python", exclude={"source"})
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
 def _is_shipped(path: Path) -> bool:
@@ -611,3 +785,180 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+# --- the schema reference ------------------------------------------------------------------
+
+_REFERENCE_INTRO = """\
+# Scenario schema reference
+
+<!-- Generated from the pydantic models in mtenv/scenario.py by
+     `mtenv scenarios schema --out docs/scenario-schema.md`; do not edit by hand. -->
+
+A scenario is one YAML mapping. Every block below lists its fields by path (`[]` is any item of
+a list, `<name>` any key of a mapping), with the type, the default (*required* when there is
+none) and the meaning. Unknown fields are errors, and every error names the file, the field
+path, what was expected and what was found. `mtenv scenarios validate FILE...` checks files;
+`mtenv scenarios show NAME|FILE` prints one resolved, with every default written out.
+
+## `extends`
+
+A file may start from another scenario and change only what differs:
+
+```yaml
+extends: quickstart          # a shipped scenario's name, or a path such as ./base.yaml
+name: quickstart-bursty      # relative paths are relative to this file
+workload:
+  arrivals: {process: gamma, rate: 1200, cv: 3}
+```
+
+Mappings merge recursively; lists and scalars replace; a `workload.arrivals` block replaces the
+base's whole (its fields depend on its process). Bases may extend further bases; a cycle is an
+error naming the files. The result's `name` is the extending file's (its `name`, else its file
+name without `.yaml`), and errors in the merged result name the extending file.
+"""
+
+
+def schema_reference() -> str:
+    """The Markdown reference of the scenario schema (``docs/scenario-schema.md``), generated
+    from the models so that it cannot drift from what the loader accepts: one section per block,
+    one row per field with its path, type, default and description."""
+    sections = [_REFERENCE_INTRO]
+    for path, model, selector in _schema_blocks(Scenario, ""):
+        sections.append(_block_section(path, model, selector))
+    return "\n".join(sections)
+
+
+def _schema_blocks(
+    model: type[BaseModel], path: str, selector: str = ""
+) -> list[tuple[str, type[BaseModel], str]]:
+    """(path, model, selector) for ``model`` and every block nested in it, depth first;
+    ``selector`` says which variant of a union the block is (``process: gamma``)."""
+    blocks = [(path, model, selector)]
+    for name, field in _documented_fields(model):
+        child_path = f"{path}.{name}" if path else name
+        for suffix, nested, choice in _nested_models(field.annotation):
+            blocks += _schema_blocks(nested, child_path + suffix, choice)
+    return blocks
+
+
+def _documented_fields(model: type[BaseModel]) -> list[tuple[str, Any]]:
+    """The fields a user writes: all but those excluded from dumps (``source``)."""
+    return [(n, f) for n, f in model.model_fields.items() if not f.exclude]
+
+
+def _nested_models(annotation: Any, suffix: str = "") -> list[tuple[str, type[BaseModel], str]]:
+    """The blocks reachable through one field's type, with the path suffix that reaches them."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _nested_models(args[0], suffix)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [(suffix, annotation, "")]
+    if origin is list:
+        return _nested_models(args[0], suffix + "[]")
+    if origin is dict:
+        return _nested_models(args[1], suffix + ".<name>")
+    if origin in (Union, UnionType):
+        found = []
+        for arg in args:
+            for sub, model, _ in _nested_models(arg, suffix):
+                found.append((sub, model, _variant(model)))
+        return found
+    return []
+
+
+def _variant(model: type[BaseModel]) -> str:
+    """``process: gamma`` / ``kind: cascade`` for a member of a discriminated union."""
+    for key in ("process", "kind"):
+        field = model.model_fields.get(key)
+        if field is not None and get_origin(field.annotation) is Literal:
+            return f"{key}: {get_args(field.annotation)[0]}"
+    return ""
+
+
+def _block_section(path: str, model: type[BaseModel], selector: str) -> str:
+    title = f"`{path}`" if path else "Top level"
+    if selector:
+        title += f" ({selector})"
+    doc = " ".join(inspect.cleandoc(model.__doc__ or "").split())
+    lines = [
+        f"## {title}",
+        "",
+        doc,
+        "",
+        "| field | type | default | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, field in _documented_fields(model):
+        full = f"{path}.{name}" if path else name
+        cells = [f"`{full}`", _type_text(field.annotation, field.metadata), _default_text(field)]
+        cells.append(field.description or "")
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+_TYPE_WORDS = {float: "number", int: "integer", str: "string", bool: "true or false"}
+
+
+def _type_text(annotation: Any, metadata: list[Any] | tuple[Any, ...] = ()) -> str:
+    """A reader's name for a field's type, constraints included (``number > 0``)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _type_text(args[0], (*metadata, *args[1:]))
+    if annotation is type(None):
+        text = "null"
+    elif origin is Literal:
+        text = " or ".join(f"`{a}`" for a in args)
+    elif origin in (Union, UnionType):
+        if all(models for models in (_nested_models(a) for a in args)):
+            text = "one of the blocks below"
+        else:
+            text = " or ".join(_type_text(a) for a in args)
+    elif origin is list:
+        text = f"list of {_type_text(args[0])}"
+    elif origin is dict:
+        text = f"mapping of name to {_type_text(args[1])}"
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        text = "block (below)"
+    else:
+        text = _TYPE_WORDS.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    bounds = _bounds(metadata)
+    return f"{text} {bounds}" if bounds else text
+
+
+def _bounds(metadata: Any) -> str:
+    """Numeric and length constraints from field metadata, as ``> 0, <= 1``."""
+    parts = []
+    for item in metadata:
+        if isinstance(item, FieldInfo):
+            parts.append(_bounds(item.metadata))
+            continue
+        for attr, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            if hasattr(item, attr) and type(item).__name__.lower() == attr:
+                parts.append(f"{word} {_plain(getattr(item, attr))}")
+        if type(item).__name__ == "MinLen":
+            parts.append(f"(at least {item.min_length})")
+        if type(item).__name__ == "MaxLen":
+            parts.append(f"(at most {item.max_length})")
+    return ", ".join(p for p in parts if p)
+
+
+def _default_text(field: FieldInfo) -> str:
+    if field.is_required():
+        return "*required*"
+    value = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+    if isinstance(value, BaseModel):
+        return "its fields' defaults"
+    if isinstance(value, dict | list):
+        value = (
+            [v.model_dump() if isinstance(v, BaseModel) else v for v in value]
+            if isinstance(value, list)
+            else {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
+        )
+    text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+    text = text.removesuffix("...").strip()
+    return f"`{text}`"

@@ -251,3 +251,117 @@ def test_perf_smoke_reports_every_rate_and_ratio(capsys: pytest.CaptureFixture[s
     assert row["scenario"] == "quickstart"
     assert row["memoized_steps_per_s"] > 0 and row["live_steps_per_s"] > 0
     assert 0 < row["live_forward_share"] < 1
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+
+def test_scenarios_list_has_one_row_per_shipped_scenario(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_cli(capsys, "scenarios", "list")
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert header.split()[:4] == ["name", "devices", "tasks", "task"]
+    assert [row.split()[0] for row in rows] == list(shipped_scenarios())
+    quick = next(row for row in rows if row.startswith("quickstart "))
+    assert quick.split()[1:4] == ["3", "300", "classify"]
+    assert "Three GPUs" in quick
+
+
+def test_scenarios_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "scenarios", "list", "--json")
+    assert code == 0, err
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert set(rows) == set(shipped_scenarios())
+    assert rows["quickstart"]["devices"] == 3
+    assert rows["quickstart"]["episode_tasks"] == 300
+    assert rows["quickstart"]["task_types"] == ["classify"]
+    assert rows["quickstart"]["summary"].startswith("Three GPUs")
+
+
+@pytest.mark.parametrize("name", sorted(shipped_scenarios()))
+def test_scenarios_show_loads_back_to_an_equal_scenario(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    from mtenv.scenario import load_scenario
+
+    code, out, err = run_cli(capsys, "scenarios", "show", name)
+    assert code == 0, err
+    printed = tmp_path / f"{name}.yaml"
+    printed.write_text(out, encoding="utf-8")
+    original = load_scenario(name)
+    reloaded = load_scenario(printed)
+    assert reloaded.model_copy(update={"source": None}) == original.model_copy(
+        update={"source": None}
+    )
+    assert "reward" in yaml.safe_load(out), "defaults are written out"
+
+
+def test_scenarios_show_resolves_extends(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: quickstart\nname: child\nepisode_tasks: 7\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "scenarios", "show", str(child))
+    assert code == 0, err
+    shown = yaml.safe_load(out)
+    assert "extends" not in shown
+    assert (shown["name"], shown["episode_tasks"], len(shown["devices"])) == ("child", 7, 3)
+
+
+def test_scenarios_show_unknown_name_is_one_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "scenarios", "show", "quickstrat")
+    assert (code, out) == (2, "")
+    assert len(err.splitlines()) == 1
+    assert "did you mean 'quickstart'" in err
+
+
+def test_scenarios_validate_reports_every_file_and_fails_on_a_bad_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    raw = yaml.safe_load(shipped_scenarios()["quickstart"].read_text(encoding="utf-8"))
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    raw["devices"][0]["max_batch"] = 0
+    raw["reward"]["late_credit"] = 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    code, out, err = run_cli(capsys, "scenarios", "validate", str(bad), str(good))
+    assert code == 2
+    assert out.splitlines() == [f"ok {good}"]
+    assert sorted(err.splitlines()) == [
+        f"{bad}: devices[0].max_batch: expected a number >= 1, got 0",
+        f"{bad}: reward.late_credit: expected a number <= 1, got 2",
+    ]
+
+
+def test_scenarios_validate_all_good_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(path) for path in shipped_scenarios().values()]
+    code, out, err = run_cli(capsys, "scenarios", "validate", *files)
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [f"ok {file}" for file in files]
+
+
+def test_scenarios_schema_prints_and_writes_the_reference(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from mtenv.scenario import schema_reference
+
+    code, out, _ = run_cli(capsys, "scenarios", "schema")
+    assert (code, out) == (0, schema_reference())
+    target = tmp_path / "schema.md"
+    code, out, _ = run_cli(capsys, "scenarios", "schema", "--out", str(target))
+    assert code == 0
+    assert out.strip() == str(target)
+    assert target.read_text(encoding="utf-8") == schema_reference()
+
+
+@pytest.mark.parametrize("where", ["folder", "no-parent"])
+def test_scenarios_schema_out_must_be_a_writable_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, where: str
+) -> None:
+    out_path = tmp_path if where == "folder" else tmp_path / "nowhere" / "schema.md"
+    code, out, err = run_cli(capsys, "scenarios", "schema", "--out", str(out_path))
+    assert (code, out) == (2, "")
+    assert err.startswith("mtenv: error: --out: ")

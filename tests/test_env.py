@@ -1,10 +1,19 @@
-"""The Gymnasium contract of every registered mtenv id, and the env's own promises."""
+"""The Gymnasium contract of every registered mtenv id, and the env's own promises.
+
+Every per-id test makes short episodes (``episode_tasks=SHORT``) with memoized inference, so the
+contract is checked on every shipped scenario, the 64-GPU one included, in seconds.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import pickle
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -14,8 +23,19 @@ from gymnasium.utils.env_checker import check_env, data_equivalence
 
 import mtenv
 from mtenv.env import TaskAllocationEnv
+from mtenv.scenario import load_scenario
+from mtenv.traces import load_counts_csv, load_timestamps_csv
 
 ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("mtenv/"))
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO_DIR = REPO / "scenarios"
+SHORT = 50  # tasks per episode in the per-id tests
+HEADLINE_METRICS = (
+    "tasks", "accuracy", "effective_accuracy", "slo_attainment", "latency_p50_ms",
+    "latency_p95_ms", "latency_p99_ms", "throughput", "goodput", "reject_rate", "drop_rate",
+    "cost_usd", "gpu_seconds", "energy_j", "utilization", "plan_mix", "loads", "evictions",
+    "episode_return",
+)  # fmt: skip
 
 # Warnings the checkers may raise that say nothing wrong about the env.
 ALLOWED_WARNINGS = (
@@ -24,12 +44,131 @@ ALLOWED_WARNINGS = (
 
 
 def _make(env_id: str, **kwargs) -> gym.Env:
-    return gym.make(env_id, inference="memoized", **kwargs)
+    """A short, memoized episode of ``env_id``."""
+    return gym.make(env_id, inference="memoized", episode_tasks=SHORT, **kwargs)
 
 
 def test_every_shipped_scenario_has_an_id():
     assert "mtenv/TaskAllocation-v0" in ENV_IDS
     assert set(mtenv.ENV_IDS) <= set(ENV_IDS)
+
+
+def test_every_scenario_file_has_a_registered_id_and_loads():
+    files = sorted(SCENARIO_DIR.glob("*.yaml"))
+    assert len(files) >= 11
+    assert sorted(mtenv.ENV_IDS.values()) == [f.stem for f in files]
+    for file in files:
+        env_id = mtenv.scenario_env_id(file.stem)
+        assert mtenv.ENV_IDS[env_id] == file.stem
+        assert gym.spec(env_id).kwargs == {"scenario": file.stem}
+        scenario = load_scenario(file.stem)
+        assert scenario.name == file.stem
+        assert "_" in file.stem or file.stem.isalpha()  # underscores, never dashes
+
+
+@pytest.mark.parametrize(
+    ("name", "env_id"),
+    [
+        ("edge_burst", "mtenv/EdgeBurst-v0"),
+        ("quickstart", "mtenv/Quickstart-v0"),
+        ("collaboration", "mtenv/Collaboration-v0"),
+        ("high_stakes_triage", "mtenv/HighStakesTriage-v0"),
+    ],
+)
+def test_scenario_ids_are_camel_case(name, env_id):
+    assert mtenv.scenario_env_id(name) == env_id
+    assert mtenv.ENV_IDS[env_id] == name
+
+
+def test_importing_mtenv_does_not_import_torch_or_the_simulator():
+    code = (
+        "import sys, mtenv; "
+        "heavy = [m for m in ('torch', 'mtenv.env', 'mtenv.simulator', 'pydantic') "
+        "if m in sys.modules]; "
+        "print(len(mtenv.ENV_IDS), heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout.split(maxsplit=1)
+    assert int(out[0]) == len(mtenv.ENV_IDS)
+    assert out[1].strip() == "[]"
+
+
+def test_shipped_traces_are_small_readable_and_packaged():
+    traces = sorted((SCENARIO_DIR / "traces").glob("*.csv"))
+    assert {t.name for t in traces} >= {
+        "azure2021_invocations.csv",
+        "azure2019_minute_counts.csv",
+    }
+    globs = _scenario_package_data()
+    for trace in traces:
+        assert trace.stat().st_size < 200_000
+        assert any(trace.relative_to(SCENARIO_DIR).match(g) for g in globs), trace
+    invocations = load_timestamps_csv(SCENARIO_DIR / "traces" / "azure2021_invocations.csv")
+    assert invocations.size > 1000
+    per_minute = load_counts_csv(SCENARIO_DIR / "traces" / "azure2019_minute_counts.csv")
+    assert per_minute.size > 1000 and per_minute[-1] <= 1440 * 60
+
+
+def test_make_traces_is_deterministic_and_wrote_the_shipped_files(tmp_path):
+    spec = importlib.util.spec_from_file_location("make_traces", REPO / "scripts/make_traces.py")
+    make_traces = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_traces)
+    make_traces.main(["--out", str(tmp_path)])
+    written = sorted(tmp_path.glob("*.csv"))
+    assert written
+    for file in written:
+        assert file.read_bytes() == (SCENARIO_DIR / "traces" / file.name).read_bytes()
+
+
+def _scenario_package_data() -> list[str]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    return pyproject["tool"]["setuptools"]["package-data"]["mtenv.scenarios"]
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_short_random_episode_reports_the_headline_metrics(env_id):
+    env = _make(env_id)
+    rng = np.random.default_rng(0)
+    obs, info = env.reset(seed=0)
+    steps = 0
+    while True:
+        action = int(rng.choice(np.flatnonzero(info["action_mask"])))
+        obs, reward, terminated, truncated, info = env.step(action)
+        steps += 1
+        assert not terminated and math.isfinite(reward)
+        if truncated:
+            break
+    assert steps == SHORT
+    metrics = info["metrics"]
+    missing = [key for key in HEADLINE_METRICS if key not in metrics]
+    assert missing == []
+    assert metrics["tasks"] == SHORT
+    assert math.isfinite(metrics["episode_return"])
+    assert 0 <= metrics["effective_accuracy"] <= metrics["accuracy"] <= 1
+    assert 0 <= metrics["reject_rate"] <= 1
+    env.close()
+
+
+def test_episode_tasks_overrides_the_scenario_length():
+    env = gym.make("mtenv/EdgeBurst-v0", inference="memoized", episode_tasks=7)
+    assert env.unwrapped.scenario.episode_tasks == 7
+    assert load_scenario("edge_burst").episode_tasks != 7
+    obs, info = env.reset(seed=0)
+    for step in range(1, 8):
+        obs, reward, terminated, truncated, info = env.step(env.unwrapped.reject_action)
+        assert truncated == (step == 7)
+    assert info["metrics"]["tasks"] == 7
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "50"])
+def test_episode_tasks_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="episode_tasks"):
+        TaskAllocationEnv("quickstart", episode_tasks=bad)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

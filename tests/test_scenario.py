@@ -417,3 +417,133 @@ def _has_nan(node: Any) -> bool:
     if isinstance(node, list):
         return any(_has_nan(v) for v in node)
     return False
+
+
+# --- extends: a scenario built on another --------------------------------------------------
+
+
+def test_extends_merges_mappings_and_replaces_lists_and_scalars(tmp_path: Path) -> None:
+    child = write_yaml(
+        tmp_path / "child.yaml",
+        {
+            "extends": "quickstart",
+            "name": "child",
+            "episode_tasks": 40,
+            "models": ["linear", "mlp"],
+            "devices": [{"kind": "t4", "resident": ["linear"]}],
+            "reward": {"slo_miss": 2.0},
+            "workload": {"task_types": {"classify": {"slo_ms": 40}}},
+        },
+    )
+    scenario = load_scenario(child)
+    base = load_scenario("quickstart")
+    assert scenario.name == "child"
+    assert scenario.episode_tasks == 40
+    assert scenario.models == ["linear", "mlp"]  # a list replaces the base's whole
+    assert [d.kind for d in scenario.devices] == ["t4"]
+    assert scenario.reward.slo_miss == 2.0  # a mapping merges: one field changes...
+    assert scenario.reward.reject == base.reward.reject  # ...the others are the base's
+    assert scenario.workload.task_types["classify"].slo_ms == 40
+    assert scenario.workload.priorities == base.workload.priorities
+    assert scenario.workload.arrivals == base.workload.arrivals
+
+
+def test_extends_replaces_an_arrivals_block_whole(tmp_path: Path) -> None:
+    # A merge would keep the base's Poisson fields beside Gamma's and fail as a bad mix.
+    arrivals = {"process": "gamma", "rate": 500, "cv": 3}
+    child = write_yaml(
+        tmp_path / "bursty.yaml", {"extends": "quickstart", "workload": {"arrivals": arrivals}}
+    )
+    scenario = load_scenario(child)
+    assert scenario.workload.arrivals.model_dump() == arrivals
+    assert scenario.name == "bursty", "without its own name a child is named after its file"
+
+
+def test_extends_chains_through_relative_paths(tmp_path: Path) -> None:
+    (tmp_path / "bases").mkdir()
+    write_yaml(tmp_path / "bases" / "base.yaml", {"extends": "quickstart", "episode_tasks": 11})
+    write_yaml(
+        tmp_path / "bases" / "middle.yaml", {"extends": "./base.yaml", "reward": {"reject": 0.9}}
+    )
+    leaf = write_yaml(tmp_path / "leaf.yaml", {"extends": "bases/middle.yaml", "name": "leaf"})
+    scenario = load_scenario(leaf)
+    assert (scenario.name, scenario.episode_tasks, scenario.reward.reject) == ("leaf", 11, 0.9)
+    assert scenario.devices == load_scenario("quickstart").devices
+
+
+def test_extends_cycle_is_an_error_naming_the_files(tmp_path: Path) -> None:
+    write_yaml(tmp_path / "a.yaml", {"extends": "./b.yaml", "name": "a"})
+    write_yaml(tmp_path / "b.yaml", {"extends": "./a.yaml", "name": "b"})
+    message = error_of(tmp_path / "a.yaml")
+    assert "\n" not in message
+    assert "extends: cycle" in message
+    assert "a.yaml" in message and "b.yaml" in message
+
+
+def test_extends_errors_name_the_child_file_and_field(tmp_path: Path) -> None:
+    child = write_yaml(
+        tmp_path / "child.yaml", {"extends": "quickstart", "devices": [{"kind": "t4", "count": 0}]}
+    )
+    assert error_of(child) == (f"{child}: devices[0].count: expected a number >= 1, got 0")
+
+
+def test_extends_an_unknown_name_suggests_close_names(tmp_path: Path) -> None:
+    child = write_yaml(tmp_path / "child.yaml", {"extends": "quickstrat", "name": "c"})
+    message = error_of(child)
+    assert message.startswith(f"{child}: extends: unknown scenario 'quickstrat'")
+    assert "did you mean 'quickstart'" in message
+
+
+@pytest.mark.parametrize("ref", ["./missing.yaml", 3, ""])
+def test_extends_a_missing_file_or_non_name_is_an_error(tmp_path: Path, ref: Any) -> None:
+    child = write_yaml(tmp_path / "child.yaml", {"extends": ref, "name": "c"})
+    assert error_of(child).startswith(f"{child}: extends: ")
+
+
+def test_extends_an_inherited_trace_still_finds_its_file(tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    raw = quickstart_raw()
+    raw["workload"]["arrivals"] = {"process": "trace", "path": "trace.csv"}
+    write_yaml(tmp_path / "base" / "base.yaml", raw)
+    child = write_yaml(tmp_path / "child.yaml", {"extends": "base/base.yaml"})
+    path = load_scenario(child).workload.arrivals.path
+    assert (tmp_path / path).resolve() == (tmp_path / "base" / "trace.csv").resolve()
+
+
+# --- the schema reference ------------------------------------------------------------------
+
+
+def _models_of_the_schema() -> list[type]:
+    from mtenv.scenario import _schema_blocks
+
+    return [model for _, model, _ in _schema_blocks(Scenario, "")]
+
+
+def test_committed_schema_reference_is_in_sync() -> None:
+    from mtenv.scenario import schema_reference
+
+    committed = Path(__file__).parents[1] / "docs" / "scenario-schema.md"
+    assert committed.read_text(encoding="utf-8") == schema_reference(), (
+        "regenerate with: mtenv scenarios schema --out docs/scenario-schema.md"
+    )
+
+
+def test_schema_reference_documents_every_field_of_every_block() -> None:
+    from mtenv.scenario import schema_reference
+
+    text = schema_reference()
+    models = _models_of_the_schema()
+    assert {m.__name__ for m in models} >= {
+        "Scenario", "WorkloadConfig", "DeviceConfig", "PoissonConfig", "TraceConfig",
+        "CascadePlanConfig", "ProfileOverride", "RewardConfig", "ObservationConfig",
+    }  # fmt: skip
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    for model in models:
+        for name, field in model.model_fields.items():
+            if field.exclude:
+                continue
+            assert field.description, f"{model.__name__}.{name} has no description"
+            assert any(f".{name}` |" in row or row.startswith(f"| `{name}` |") for row in rows), (
+                f"{model.__name__}.{name} missing from the reference"
+            )
+            assert field.description in text
