@@ -112,10 +112,16 @@ class SpikeConfig(_Strict):
 
 
 class TraceConfig(_Strict):
-    """Replay of a CSV trace of timestamps; ``path`` is relative to the scenario file."""
+    """Replay of a CSV trace; ``path`` is relative to the scenario file. ``format`` says its
+    shape: one arrival per row (``timestamps``, as in the Azure Functions 2021 invocation trace)
+    or arrivals per minute (``minute_counts``, as in the Azure Functions 2019 trace, spread
+    uniformly within each minute with a fixed seed)."""
 
     process: Literal["trace"] = Field(description="selects this arrival process")
-    path: str = Field(description="CSV file of arrival timestamps, relative to the scenario file")
+    path: str = Field(description="CSV trace file, relative to the scenario file")
+    format: Literal["timestamps", "minute_counts"] = Field(
+        "timestamps", description="the CSV's shape: one row per arrival, or counts per minute"
+    )
     rate_scale: PositiveFloat = Field(
         1.0, description="multiplies the trace's arrival rate (2 = twice as many per second)"
     )

@@ -31,7 +31,7 @@ from mtenv.scenario import (
     TraceConfig,
     WorkloadConfig,
 )
-from mtenv.traces import TraceError, load_timestamps_csv
+from mtenv.traces import TraceError, load_counts_csv, load_timestamps_csv
 from mtenv.types import Task
 from mtenv.zoo import N_LEVELS, Pool
 
@@ -54,8 +54,9 @@ def make_arrivals(config: object, base_dir: Path | None = None) -> ArrivalProces
         path = Path(config.path)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
+        load = load_counts_csv if config.format == "minute_counts" else load_timestamps_csv
         try:
-            stamps = load_timestamps_csv(path)
+            stamps = load(path)
         except (TraceError, OSError) as exc:
             raise ScenarioError(f"workload.arrivals.path: {exc}") from None
         return TraceArrivals(stamps, rate_scale=config.rate_scale, loop=config.loop)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -547,3 +548,28 @@ def test_schema_reference_documents_every_field_of_every_block() -> None:
                 f"{model.__name__}.{name} missing from the reference"
             )
             assert field.description in text
+
+
+def test_minute_counts_traces_replay_and_bad_rows_name_the_line(tmp_path) -> None:
+    """The Azure-2019-shaped per-minute counts trace drives arrivals; a bad row is one error
+    naming the trace file and its line."""
+    from mtenv.env import TaskAllocationEnv
+
+    shipped = resources.files("mtenv.scenarios") / "traces" / "azure2019_minute_counts.csv"
+    raw = quickstart_raw()
+    raw["workload"]["arrivals"] = {
+        "process": "trace", "path": str(shipped), "format": "minute_counts", "rate_scale": 50.0,
+    }  # fmt: skip
+    env = TaskAllocationEnv(parse_scenario(raw, label="q.yaml"), inference="memoized")
+    env.reset(seed=0)
+    times = [env.sim.now]
+    for _ in range(20):
+        env.step(env.reject_action)
+        times.append(env.sim.now)
+    assert times == sorted(times) and times[-1] > times[0]
+
+    bad = tmp_path / "counts.csv"
+    bad.write_text("count\n3\nlots\n")
+    raw["workload"]["arrivals"]["path"] = str(bad)
+    with pytest.raises(ScenarioError, match=r"counts\.csv:3:"):
+        TaskAllocationEnv(parse_scenario(raw, label="q.yaml"), inference="memoized")
