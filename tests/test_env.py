@@ -80,7 +80,7 @@ def test_scenario_ids_are_camel_case(name, env_id):
     assert mtenv.ENV_IDS[env_id] == name
 
 
-def test_importing_mtenv_does_not_import_torch_or_the_simulator():
+def test_importing_mtenv_does_not_import_torch_or_the_simulator(tmp_path):
     code = (
         "import sys, mtenv; "
         "heavy = [m for m in ('torch', 'mtenv.env', 'mtenv.simulator', 'pydantic') "
@@ -88,7 +88,12 @@ def test_importing_mtenv_does_not_import_torch_or_the_simulator():
         "print(len(mtenv.ENV_IDS), heavy)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+        # From elsewhere, so that the installed package is imported, not the source folder.
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
     ).stdout.split(maxsplit=1)
     assert int(out[0]) == len(mtenv.ENV_IDS)
     assert out[1].strip() == "[]"

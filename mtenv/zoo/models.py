@@ -59,15 +59,22 @@ def _mlp() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
 
 
+def _narrow_convs() -> list[nn.Module]:
+    """Two narrow 3×3 conv layers (16 and 32 channels), each followed by 2×2 max pooling."""
+    return [
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    ]
+
+
 def _cnn_small() -> nn.Module:
     """Two narrow 3×3 conv layers (16 and 32 channels) with max pooling, then a linear head."""
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # 4×4
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # 2×2
+        *_narrow_convs(),  # 8×8 → 2×2
         nn.Flatten(),
         nn.Linear(32 * 2 * 2, 10),
     )
@@ -146,12 +153,7 @@ def _loc_cnn() -> nn.Module:
     """Two narrow 3×3 conv layers (16 and 32 channels) with max pooling on the canvas, then a
     linear head over the 4×4 map (position survives pooling as the map's layout)."""
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # 8×8
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # 4×4
+        *_narrow_convs(),  # 16×16 → 4×4
         nn.Flatten(),
         nn.Linear(32 * 4 * 4, N_CLASSES["localize"]),
     )
