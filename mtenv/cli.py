@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         help="where the models run (default: the scenario's)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    run.add_argument("--out", default=None, help="record the run to this folder (for mtenv plot)")
     run.set_defaults(handler=_cmd_run)
 
     zoo = commands.add_parser("zoo", help="the model zoo: train it, regenerate its card")
@@ -85,6 +86,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     card.add_argument("--out", default=None, help="folder for CARD.md / card.json")
     card.set_defaults(handler=_cmd_zoo_card)
+
+    render = commands.add_parser(
+        "render", help="record a policy on a scenario as a video, or show it in a window"
+    )
+    render.add_argument("--scenario", default="quickstart", help="shipped name or YAML path")
+    render.add_argument("--policy", default="random", help="policy name (random, round-robin)")
+    render.add_argument("--out", default=None, help="video file to write (.gif or .mp4)")
+    render.add_argument("--show", action="store_true", help="open a window instead of recording")
+    render.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="decisions to record (default: one episode)",
+    )
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--fps", type=_positive_int, default=10)
+    render.add_argument("--inference", choices=["live", "memoized"], default="memoized")
+    render.set_defaults(handler=_cmd_render)
+
+    plot = commands.add_parser("plot", help="draw a paper's figures from recorded runs")
+    plot.add_argument("runs", nargs="+", help="folders written by `mtenv run --out`")
+    plot.add_argument("--out", default=None, help="folder for the figures (default: RUN/plots)")
+    plot.set_defaults(handler=_cmd_plot)
 
     perf = commands.add_parser("perf", help="step rate versus CartPole-v1, live and memoized")
     perf.add_argument(
@@ -146,12 +170,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from mtenv.agents import make_policy
     from mtenv.env import TaskAllocationEnv
     from mtenv.evaluation import evaluate_policy, summarize_runs
+    from mtenv.recording import RunRecorder
 
     try:
         policy = make_policy(args.policy, seed=args.seed)
     except ValueError as exc:
         raise CliError(f"--policy: {exc}") from None
+    out = _run_folder(args.out)
     env = TaskAllocationEnv(args.scenario, inference=args.inference, device=args.device)
+    recorder = RunRecorder(env) if out is not None else None
 
     def progress(i: int, metrics: dict[str, Any]) -> None:
         print(
@@ -160,8 +187,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    runs = evaluate_policy(env, policy, args.episodes, seed=args.seed, progress=progress)
+    runs = evaluate_policy(
+        env, policy, args.episodes, seed=args.seed, progress=progress, recorder=recorder
+    )
     env.close()
+    if recorder is not None:
+        header = {
+            "scenario": env.scenario.name,
+            "policy": args.policy,
+            "seed": args.seed,
+            "inference": env.engine.mode,
+            "devices": env.sim.device_names,
+            "plans": [p.name for p in env.sim.plans],
+        }
+        recorder.write(out, header, runs)
+        print(f"recorded to {out}", file=sys.stderr)
     summary = summarize_runs(runs)
     if args.json:
         payload = {
@@ -177,6 +217,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         print(_metrics_table(env.scenario.name, args.policy, args.episodes, summary))
     return 0
+
+
+def _run_folder(out: str | None) -> Path | None:
+    """``--out`` for a recording: a new folder, or one holding an earlier recording."""
+    if out is None:
+        return None
+    path = Path(out)
+    if path.exists() and (
+        not path.is_dir() or (any(path.iterdir()) and not (path / "run.json").exists())
+    ):
+        raise CliError(f"--out: expected a new folder or an earlier recording, got {out!r}")
+    return path
 
 
 def _json_float(x: float) -> float | None:
@@ -198,6 +250,60 @@ def _metrics_table(scenario: str, policy: str, episodes: int, summary: dict) -> 
         ci = "" if math.isnan(s.ci95) else f"{s.ci95:10.4g}"
         lines.append(f"{key.ljust(width)}  {s.mean:12.4g}  {ci:>10}")
     return "\n".join(lines)
+
+
+# --- render ----------------------------------------------------------------------------------
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from mtenv.agents import make_policy
+    from mtenv.env import TaskAllocationEnv
+    from mtenv.video import VideoError, check_video_path, write_video
+
+    if args.show == (args.out is not None):
+        raise CliError("render: give exactly one of --out FILE.gif|.mp4 and --show")
+    try:
+        out = None if args.show else check_video_path(args.out)
+        policy = make_policy(args.policy, seed=args.seed)
+    except (VideoError, ValueError) as exc:
+        raise CliError(f"render: {exc}") from None
+    mode = "human" if args.show else "rgb_array"
+    env = TaskAllocationEnv(args.scenario, render_mode=mode, inference=args.inference)
+    env.metadata = {**env.metadata, "render_fps": args.fps}
+    policy.reset(args.seed)
+    obs, info = env.reset(seed=args.seed)
+    frames = [] if args.show else [env.render()]
+    steps = 0
+    while args.steps is None or steps < args.steps:
+        obs, _, terminated, truncated, info = env.step(policy.act(obs, info["action_mask"]))
+        steps += 1
+        if not args.show:
+            frames.append(env.render())
+        if terminated or truncated:
+            if args.steps is None:
+                break
+            obs, info = env.reset()
+    env.close()
+    if out is not None:
+        try:
+            write_video(frames, out, fps=args.fps)
+        except VideoError as exc:
+            raise CliError(f"render: {exc}") from None
+        print(f"{out}: {len(frames)} frames at {args.fps} fps")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from mtenv.plots import RunFolderError, plot_runs
+
+    out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
+    try:
+        written = plot_runs(args.runs, out)
+    except RunFolderError as exc:
+        raise CliError(str(exc)) from None
+    for path in written:
+        print(path)
+    return 0
 
 
 # --- zoo -----------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -15,11 +16,16 @@ from mtenv.inference import InferenceEngine
 from mtenv.reward import TaskReward
 from mtenv.scenario import Scenario, load_scenario
 from mtenv.simulator import Simulator
+from mtenv.snapshot import outcome_of, take_snapshot
 from mtenv.types import Task, TaskStatus
 from mtenv.workload import task_generator
 from mtenv.zoo import N_LEVELS
 
+if TYPE_CHECKING:
+    from mtenv.viewer import Viewer
+
 _MISS_EWMA = 0.05  # weight of the newest settled task in the recent SLO-miss rate (~20 tasks)
+_RECENT_OUTCOMES = 40  # settled tasks kept for the rendered outcome strip
 
 
 class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
@@ -86,7 +92,9 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
 
     * ``scenario``: a shipped scenario name (``"quickstart"``), a YAML path, or a
       :class:`~mtenv.scenario.Scenario`.
-    * ``render_mode``: ``None`` or ``"ansi"`` (a text snapshot of the cluster).
+    * ``render_mode``: ``None``, ``"rgb_array"`` (:meth:`render` returns a 720×1280×3 uint8
+      frame), ``"human"`` (a window, drawn at every ``reset``/``step``) or ``"ansi"`` (a text
+      snapshot of the cluster). The two pygame modes need ``pip install "mtenv-alloc[render]"``.
     * ``inference``: ``"live"`` (real forward passes at every batch) or ``"memoized"`` (each pool
       input's outputs cached per model; identical trajectories); ``None`` takes the scenario's.
     * ``device``: where the models really run, ``"cpu"`` or ``"cuda"``; ``None`` takes the
@@ -94,13 +102,16 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     * ``episode_tasks``: tasks per episode (an integer ≥ 1), overriding the scenario's
       ``episode_tasks``; ``None`` takes the scenario's. Short episodes of any registered id:
       ``gym.make("mtenv/EdgeBurst-v0", episode_tasks=50)``.
+    * ``viewer``: an object with ``render(snapshot)`` and ``close()`` (see
+      :class:`mtenv.viewer.Viewer`) to draw frames with; ``None`` builds a pygame
+      :class:`~mtenv.viewer.Viewer` on the first render.
 
     ## Version History
 
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 30}  # noqa: RUF012 (Gymnasium's API)
+    metadata = {"render_modes": ["human", "rgb_array", "ansi"], "render_fps": 30}  # noqa: RUF012 (Gymnasium's API)
 
     def __init__(
         self,
@@ -109,6 +120,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         inference: str | None = None,
         device: str | None = None,
         episode_tasks: int | None = None,
+        viewer: Viewer | None = None,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -128,6 +140,11 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             loaded = loaded.model_copy(update={"episode_tasks": int(episode_tasks)})
         self.scenario = loaded
         self.render_mode = render_mode
+        self.viewer = viewer
+        self._own_viewer = viewer is None  # built here on the first render, dropped at close
+        self._recent: deque[str] = deque(maxlen=_RECENT_OUTCOMES)
+        self._return = 0.0
+        self._last_action = -1
         task_types = list(self.scenario.workload.task_types)
         self.engine = InferenceEngine(
             list(self.scenario.models),
@@ -183,8 +200,11 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._last_arrival = self._task.arrival
         self._miss = 0.0
         self._last_action = -1
+        self._recent.clear()
         obs = self._observation()
         self._update_mask()
+        if self.render_mode == "human":
+            self.render()
         return obs, {"action_mask": self._mask_int8()}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -212,6 +232,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         reward = 0.0
         for done in sim.take_finished():
             reward += self.reward_fn(done)
+            self._recent.append(outcome_of(done))
             if done.status is not TaskStatus.REJECTED:
                 self._miss += _MISS_EWMA * (done.finished > done.deadline) - _MISS_EWMA * self._miss
         self._return += reward
@@ -221,6 +242,8 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         info: dict[str, Any] = {"action_mask": self._mask_int8(), "invalid_action": invalid}
         if truncated:
             info["metrics"] = {**sim.episode_metrics(), "episode_return": self._return}
+        if self.render_mode == "human":
+            self.render()
         return obs, reward, False, truncated, info
 
     def action_masks(self) -> np.ndarray:
@@ -243,14 +266,38 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             mask = mask & np.append(np.tile(room, self.n_plans), True)
         self._mask = mask
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
         if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'.")
+            gym.logger.warn(
+                "render() called without a render_mode; pass render_mode='rgb_array', "
+                "'human' or 'ansi'."
+            )
             return None
-        return self._ansi()
+        if self.render_mode == "ansi":
+            return self._ansi()
+        if self._done and self._task is None:
+            raise RuntimeError("render() before reset(): call reset() first")
+        if self.viewer is None:
+            from mtenv.viewer import Viewer
+
+            self.viewer = Viewer(self.render_mode, self.metadata["render_fps"])
+            self._own_viewer = True
+        return self.viewer.render(self.snapshot())
+
+    def snapshot(self):
+        """A frozen copy of what a rendered frame shows (:class:`mtenv.snapshot.Snapshot`)."""
+        label = self.action_labels[self._last_action] if self._last_action >= 0 else ""
+        task = None if self._done else self._task
+        return take_snapshot(
+            self.sim, task, label, self._recent, self.scenario.name, episode_return=self._return
+        )
 
     def close(self) -> None:
-        """Nothing to release yet; safe to call any number of times."""
+        """Close the viewer, if one was built; a later render builds a new one. Safe to repeat."""
+        if self.viewer is not None:
+            self.viewer.close()
+            if self._own_viewer:
+                self.viewer = None
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -274,6 +321,13 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         names += [f"est:{label}" for label in self.action_labels[:-1]]
         names += ["load.arrival_rate", "load.slo_miss", "episode.progress"]
         return names
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pygame viewer holds surfaces that do not pickle; the copy builds its own.
+        state = self.__dict__.copy()
+        if self._own_viewer:
+            state["viewer"] = None
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Pickling copies numpy views apart; rebuild them over a fresh buffer.

@@ -77,14 +77,27 @@ def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, floa
 
 
 def run_episode(
-    env: gym.Env, act: Callable[[np.ndarray, np.ndarray], int], seed: int | None
+    env: gym.Env,
+    act: Callable[[np.ndarray, np.ndarray], int],
+    seed: int | None,
+    recorder: Any = None,
 ) -> dict[str, Any]:
-    """Play one episode with ``act(observation, mask)``; returns the final ``info["metrics"]``."""
+    """Play one episode with ``act(observation, mask)``; returns the final ``info["metrics"]``.
+    A :class:`~mtenv.recording.RunRecorder` may watch it."""
+    if recorder is not None:
+        recorder.start_episode()
     obs, info = env.reset(seed=seed)
-    while True:
-        obs, _, terminated, truncated, info = env.step(act(obs, info["action_mask"]))
-        if terminated or truncated:
-            return info["metrics"]
+    try:
+        while True:
+            action = act(obs, info["action_mask"])
+            if recorder is not None:
+                recorder.record_step(action)
+            obs, _, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                return info["metrics"]
+    finally:
+        if recorder is not None:
+            recorder.end_episode()
 
 
 def evaluate_policy(
@@ -93,12 +106,13 @@ def evaluate_policy(
     episodes: int,
     seed: int = 0,
     progress: Callable[[int, dict[str, Any]], None] | None = None,
+    recorder: Any = None,
 ) -> list[dict[str, Any]]:
     """Run ``episodes`` episodes; episode ``i`` is seeded ``seed + i`` (env and policy alike)."""
     results = []
     for i in range(episodes):
         policy.reset(seed + i)
-        metrics = run_episode(env, policy.act, seed + i)
+        metrics = run_episode(env, policy.act, seed + i, recorder)
         results.append(metrics)
         if progress is not None:
             progress(i, metrics)

@@ -1,0 +1,68 @@
+"""Recording runs and drawing a paper's figures from them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mtenv.cli import main
+from mtenv.plots import pareto_front
+
+pytest.importorskip("matplotlib")
+
+
+def record(tmp_path, policy: str, capsys) -> str:
+    out = tmp_path / policy
+    args = [
+        "run",
+        "--policy",
+        policy,
+        "--episodes",
+        "2",
+        "--inference",
+        "memoized",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    capsys.readouterr()
+    return str(out)
+
+
+def test_a_recorded_run_holds_metrics_timeline_and_latencies(tmp_path, capsys):
+    record(tmp_path, "random", capsys)
+    meta = json.loads((tmp_path / "random" / "run.json").read_text())
+    assert [m["tasks"] for m in meta["episodes"]] == [300, 300]
+    lines = (tmp_path / "random" / "timeline.csv").read_text().splitlines()
+    assert len(lines) == 1 + 2 * 300  # a header, then one row per decision
+    with np.load(tmp_path / "random" / "latencies.npz", allow_pickle=False) as npz:
+        assert [len(npz[f"episode_{i}"]) for i in range(2)] == [
+            m["completed"] for m in meta["episodes"]
+        ]
+
+
+def test_plot_writes_every_figure_as_png_and_pdf(tmp_path, capsys):
+    runs = [record(tmp_path, p, capsys) for p in ("random", "round-robin")]
+    assert main(["plot", *runs, "--out", str(tmp_path / "figs")]) == 0
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    expected = ["accuracy_cost", "latency_cdf", "plan_mix", "utilization"]
+    assert names == sorted(f"{n}.{ext}" for n in expected for ext in ("pdf", "png"))
+    assert all((tmp_path / "figs" / n).stat().st_size > 1000 for n in names)
+
+
+def test_plot_of_a_folder_that_is_not_a_recording_fails_clearly(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "run.json: not found" in capsys.readouterr().err
+
+
+def test_run_refuses_to_overwrite_a_folder_that_is_not_a_recording(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["run", "--episodes", "1", "--out", str(tmp_path)]) == 2
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_pareto_front_keeps_the_runs_nothing_beats():
+    points = [(1.0, 0.8), (2.0, 0.9), (1.5, 0.7), (3.0, 0.9), (0.5, 0.5)]
+    assert pareto_front(points) == [4, 0, 1]
