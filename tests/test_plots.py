@@ -66,3 +66,13 @@ def test_run_refuses_to_overwrite_a_folder_that_is_not_a_recording(tmp_path, cap
 def test_pareto_front_keeps_the_runs_nothing_beats():
     points = [(1.0, 0.8), (2.0, 0.9), (1.5, 0.7), (3.0, 0.9), (0.5, 0.5)]
     assert pareto_front(points) == [4, 0, 1]
+
+
+def test_learning_curves_are_drawn_when_training_left_one(tmp_path, capsys):
+    folder = record(tmp_path, "random", capsys)
+    (tmp_path / "random" / "learning_curve.csv").write_text(
+        "step,episode_return\n0,10.5\n1000,42.0\n2000,55.25\n"
+    )
+    assert main(["plot", folder, "--out", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "learning_curve.png").stat().st_size > 1000
+    assert (tmp_path / "figs" / "learning_curve.pdf").exists()

@@ -187,7 +187,7 @@ def test_missing_pygame_raises_dependency_not_installed(monkeypatch):
         Viewer("rgb_array")
 
 
-def test_font_is_shipped_and_simulator_stays_pygame_free():
+def test_font_is_shipped_and_simulator_stays_pygame_free(tmp_path):
     import subprocess
 
     assert FONT_PATH.is_file() and FONT_PATH.suffix == ".ttf"
@@ -196,7 +196,8 @@ def test_font_is_shipped_and_simulator_stays_pygame_free():
         "import sys, mtenv.env, mtenv.simulator, mtenv.snapshot;"
         "assert 'pygame' not in sys.modules, 'pygame imported eagerly'"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # From elsewhere, so that the installed package is imported, not the source folder.
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
 def _snapshot() -> Snapshot:
