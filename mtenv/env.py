@@ -191,7 +191,6 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._task = self.sim.reset(self.np_random)
         self._done = False
         self._return = 0.0
-        self._steps = 0
         self._last_time = 0.0
         self._last_busy = np.zeros(self.n_devices)
         self._util = np.zeros(self.n_devices)
@@ -218,7 +217,6 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             sim.reject(task, invalid=invalid)
         else:
             sim.dispatch(task, action // self.n_devices, action % self.n_devices)
-        self._steps += 1
 
         next_task = sim.advance()
         truncated = next_task is None

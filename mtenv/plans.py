@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 FUSIONS = ("mean", "vote")
-WEIGHTINGS = ("uniform", "fitted", "online")
 
 
 @dataclass(frozen=True)

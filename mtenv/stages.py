@@ -26,6 +26,7 @@ from mtenv.plans import (
     MultiTaskPlan,
     OnlineWeights,
     Plan,
+    confidence_escalates,
     fit_ensemble_weights,
     fuse,
     uniform_weights,
@@ -167,7 +168,7 @@ class StageRunner:
             for task in batch:
                 if escalation[task.plan] >= 0 and task.stage == self.layout.first[task.plan]:
                     plan = self.plans[task.plan]
-                    task.escalate = task.confidence < plan.threshold  # type: ignore[attr-defined]
+                    task.escalate = confidence_escalates(task.confidence, plan.threshold)  # type: ignore[attr-defined]
 
     def _run_trunk(self, stage: Stage, batch: list[Task]) -> None:
         by_type: dict[int, list[Task]] = {}
