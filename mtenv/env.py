@@ -143,6 +143,9 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self.viewer = viewer
         self._own_viewer = viewer is None  # built here on the first render, dropped at close
         self._recent: deque[str] = deque(maxlen=_RECENT_OUTCOMES)
+        self.settled: list[Task] = []
+        """The tasks whose fate was settled during the last step (for recorders and tests;
+        policies see only observations and masks)."""
         self._return = 0.0
         self._last_action = -1
         task_types = list(self.scenario.workload.task_types)
@@ -200,6 +203,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._miss = 0.0
         self._last_action = -1
         self._recent.clear()
+        self.settled = []
         obs = self._observation()
         self._update_mask()
         if self.render_mode == "human":
@@ -228,7 +232,8 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             self._task = next_task
 
         reward = 0.0
-        for done in sim.take_finished():
+        self.settled = sim.take_finished()
+        for done in self.settled:
             reward += self.reward_fn(done)
             self._recent.append(outcome_of(done))
             if done.status is not TaskStatus.REJECTED:

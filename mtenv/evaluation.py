@@ -87,17 +87,15 @@ def run_episode(
     if recorder is not None:
         recorder.start_episode()
     obs, info = env.reset(seed=seed)
-    try:
-        while True:
-            action = act(obs, info["action_mask"])
-            if recorder is not None:
-                recorder.record_step(action)
-            obs, _, terminated, truncated, info = env.step(action)
-            if terminated or truncated:
-                return info["metrics"]
-    finally:
+    while True:
+        action = act(obs, info["action_mask"])
         if recorder is not None:
-            recorder.end_episode()
+            recorder.record_step(action)
+        obs, _, terminated, truncated, info = env.step(action)
+        if recorder is not None:
+            recorder.record_settled()
+        if terminated or truncated:
+            return info["metrics"]
 
 
 def evaluate_policy(

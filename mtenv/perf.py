@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 import mtenv  # noqa: F401  (registers the ids)
+from mtenv.agents import RandomPolicy
 
 
 def _rate_cartpole(steps: int, seed: int) -> float:
@@ -51,16 +52,14 @@ def _rate_cartpole(steps: int, seed: int) -> float:
 def _rate_mtenv(env: gym.Env, steps: int, seed: int) -> tuple[float, float]:
     """Steps per second and the seconds spent inside forward passes during the timed loop."""
     engine = env.unwrapped.engine
-    rng = np.random.default_rng(seed)
-    _, info = env.reset(seed=seed)
+    policy = RandomPolicy(seed)
+    obs, info = env.reset(seed=seed)
     forward_before = engine.stats.seconds
     start = time.perf_counter()
     for _ in range(steps):
-        valid = np.flatnonzero(info["action_mask"])
-        action = valid[int(rng.integers(len(valid)))]
-        _, _, terminated, truncated, info = env.step(action)
+        obs, _, terminated, truncated, info = env.step(policy.act(obs, info["action_mask"]))
         if terminated or truncated:
-            _, info = env.reset()
+            obs, info = env.reset()
     elapsed = time.perf_counter() - start
     return steps / elapsed, (engine.stats.seconds - forward_before) / elapsed
 
@@ -172,14 +171,13 @@ def run_memory(
 
     env = TaskAllocationEnv(scenario, inference="memoized", episode_tasks=tasks)
     env.engine.warm_up()
-    rng = np.random.default_rng(seed)
-    _, info = env.reset(seed=seed)
+    policy = RandomPolicy(seed)
+    obs, info = env.reset(seed=seed)
     every = max(tasks // checkpoints, 1)
     readings = [(0, _rss_mb())]
     start = time.perf_counter()
     for step in range(1, tasks + 1):
-        valid = np.flatnonzero(info["action_mask"])
-        _, _, _, truncated, info = env.step(valid[int(rng.integers(len(valid)))])
+        obs, _, _, truncated, info = env.step(policy.act(obs, info["action_mask"]))
         if step % every == 0 or truncated:
             readings.append((step, _rss_mb()))
             if progress is not None:

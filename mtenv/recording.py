@@ -45,19 +45,9 @@ class RunRecorder:
         self.episode += 1
         self.latencies.append([])
         self._step = 0
-        original = self.env.sim.take_finished
-        latencies = self.latencies[-1]
-
-        def recording_take_finished():
-            done = original()
-            latencies.extend(
-                1e3 * (t.finished - t.arrival) for t in done if t.status is TaskStatus.COMPLETED
-            )
-            return done
-
-        self.env.sim.take_finished = recording_take_finished
 
     def record_step(self, action: int) -> None:
+        """Before a step: the decision about to be made, and the devices' busy time so far."""
         env, sim = self.env, self.env.sim
         label = env.action_labels[action] if 0 <= action < len(env.action_labels) else "invalid"
         plan, _, device = label.rpartition("@") if label != "reject" else ("reject", "", "")
@@ -65,8 +55,13 @@ class RunRecorder:
         self.rows.append([self.episode, self._step, sim.now, label, plan, device, *busy])
         self._step += 1
 
-    def end_episode(self) -> None:
-        del self.env.sim.take_finished  # back to the simulator's own method
+    def record_settled(self) -> None:
+        """After a step: the latencies of the tasks it completed."""
+        self.latencies[-1].extend(
+            1e3 * (t.finished - t.arrival)
+            for t in self.env.settled
+            if t.status is TaskStatus.COMPLETED
+        )
 
     def write(self, out: Path, header: dict[str, Any], runs: list[dict[str, Any]]) -> Path:
         out = Path(out)

@@ -42,7 +42,12 @@ _DONE, _WAKE = 0, 1
 
 
 class DeviceState:
-    """A device's runtime state: queues, the activity in flight, resident models, usage."""
+    """A device's runtime state: queues, the activity in flight, resident models, usage.
+
+    ``busy``, ``busy_since``, ``busy_until``, ``n_queued`` and ``used_bytes`` are mirrored in the
+    simulator's per-device arrays (``is_busy``, ``queue_len``, ...), which the observation reads
+    vectorised; the scalars here serve the per-event hot path. Both are written together.
+    """
 
     __slots__ = (
         "batch",

@@ -77,31 +77,18 @@ class Episode:
 def play(env: TaskAllocationEnv, choose, seed: int = 0) -> Episode:
     """Play one episode, ``choose(obs, mask, env) -> action``; records the settled tasks."""
     episode = Episode()
-    sim = env.sim
-    original = sim.take_finished
-
-    def recording_take_finished():
-        done = original()
-        episode.tasks.extend(done)
-        return done
-
-    sim.take_finished = recording_take_finished
-    try:
-        obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed)
+    episode.observations.append(obs)
+    while True:
+        obs, reward, terminated, truncated, info = env.step(choose(obs, info["action_mask"], env))
         episode.observations.append(obs)
-        while True:
-            obs, reward, terminated, truncated, info = env.step(
-                choose(obs, info["action_mask"], env)
-            )
-            episode.observations.append(obs)
-            episode.rewards.append(reward)
-            episode.infos.append(info)
-            assert not terminated
-            if truncated:
-                episode.metrics = info["metrics"]
-                return episode
-    finally:
-        del sim.take_finished
+        episode.rewards.append(reward)
+        episode.infos.append(info)
+        episode.tasks.extend(env.settled)
+        assert not terminated
+        if truncated:
+            episode.metrics = info["metrics"]
+            return episode
 
 
 def first_valid(obs, mask, env) -> int:

@@ -213,12 +213,7 @@ def _multitask() -> nn.Module:
     layout (localize needs it), flattened to 1024 features. Heads: a 64-unit MLP for the digit,
     a linear layer for the cell."""
     backbone = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # 8×8
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # 4×4
+        *_narrow_convs(),  # 16×16 → 4×4
         nn.Conv2d(32, 64, 3, padding=1),
         nn.ReLU(),
         nn.Flatten(),
