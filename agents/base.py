@@ -1,9 +1,23 @@
-"""The one interface every allocation policy implements."""
+"""The interfaces every allocation policy and every learner implements.
+
+A :class:`Policy` maps (observation, action mask) to an action. It is bound to one env when it is
+built (``factory(env, seed)``) so that it can read the env's documented, static descriptions of
+its spaces (``feature_names``, ``action_labels``, ``catalog``); while it runs it sees only what
+``step`` returns. Policies that learn online (bandits) read the per-task outcomes the env reports
+in ``info["feedback"]`` through :meth:`Policy.observe`.
+
+A :class:`Learner` is a policy that trains: ``learn`` on an :class:`EnvConfig`, reporting each
+finished training episode to a :class:`TrainingCallback`, checkpointing into a run folder it can
+``resume`` from, and ``save`` / ``load`` its weights in its own format.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import gymnasium as gym
 import numpy as np
 
 
@@ -13,6 +27,7 @@ class Policy(Protocol):
 
     ``mask`` is the env's ``info["action_mask"]`` (``np.int8``, 1 = valid); the last action is
     always *reject* and always valid. ``reset`` starts an episode, seeding any randomness.
+    ``observe`` is called after every step with that step's reward and info.
     """
 
     name: str
@@ -20,3 +35,95 @@ class Policy(Protocol):
     def reset(self, seed: int | None = None) -> None: ...
 
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int: ...
+
+    def observe(self, reward: float, info: dict[str, Any]) -> None: ...
+
+
+class BasePolicy:
+    """No-op ``reset`` and ``observe`` for policies that need neither; a seeded ``rng``."""
+
+    name: ClassVar[str] = "base"
+    clairvoyant: ClassVar[bool] = False
+    """True only for upper bounds that read hidden state (the oracle): never deployable."""
+
+    def __init__(self, env: gym.Env | None = None, seed: int | None = None):
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+
+    def observe(self, reward: float, info: dict[str, Any]) -> None:
+        return None
+
+    def act(self, observation: np.ndarray, mask: np.ndarray) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """How to build the training env anywhere, subprocess workers included.
+
+    ``env_id`` is a registered id (``"mtenv/Quickstart-v0"``; a scenario file trains on
+    ``"mtenv/TaskAllocation-v0"`` with ``kwargs={"scenario": path}``). ``kwargs`` must be
+    JSON-safe. :meth:`make` uses the ``"mtenv:<id>"`` form, which imports mtenv first, so that
+    forkserver workers find the namespace.
+    """
+
+    env_id: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def make(self, **overrides: Any) -> gym.Env:
+        return gym.make(f"mtenv:{self.env_id}", **{**self.kwargs, **overrides})
+
+
+class TrainingCallback(Protocol):
+    """What a learner reports while it trains."""
+
+    def on_episode(self, step: int, episode_return: float) -> None:
+        """A training episode finished at env step ``step`` (counted over all envs)."""
+
+    def on_checkpoint(self, step: int) -> None:
+        """Everything up to env step ``step`` is safely on disk."""
+
+
+@runtime_checkable
+class Learner(Policy, Protocol):
+    """A policy that trains.
+
+    ``learn`` trains for ``total_steps`` env steps in all (counting steps already done when
+    resumed) and writes checkpoints into ``run_dir/checkpoints``; after a kill, a fresh learner
+    built with the same hyperparameters calls ``resume(run_dir)`` (which returns the steps already
+    done) and then ``learn`` again continues the same run. ``save`` writes the trained agent into
+    ``folder`` (``agent.npz`` or ``agent.zip``); ``load`` reads it back for an env with the same
+    spaces, raising :class:`AgentLoadError` on a corrupted or mismatched file.
+    ``action_values`` explains a decision: one number per action (Q-values, or the policy's
+    probabilities), NaN where the mask forbids the action.
+    """
+
+    kind: ClassVar[str]
+    value_label: ClassVar[str]  # "Q" or "probability": what action_values returns
+    hyperparameters: dict[str, Any]
+
+    def learn(
+        self,
+        env_config: EnvConfig,
+        total_steps: int,
+        seed: int,
+        run_dir: Path,
+        callback: TrainingCallback,
+    ) -> None: ...
+
+    def resume(self, run_dir: Path) -> int: ...
+
+    def save(self, folder: Path) -> Path: ...
+
+    @classmethod
+    def load(cls, folder: Path, env: gym.Env) -> Learner: ...
+
+    def action_values(self, observation: np.ndarray, mask: np.ndarray) -> np.ndarray: ...
+
+
+class AgentLoadError(Exception):
+    """A saved agent that cannot be used: missing, corrupted, another format, or trained for an
+    env with different spaces. The message names the file and what was expected."""

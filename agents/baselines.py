@@ -1,37 +1,36 @@
-"""Baselines that need no training."""
+"""Baselines that read nothing but the action mask."""
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
+from mtenv.agents.base import BasePolicy
 
 
-class RandomPolicy:
-    """Uniform over the valid actions (reject included): the floor every policy must beat."""
+class RandomPolicy(BasePolicy):
+    """Random (masked): uniform over the valid actions, reject included, drawn from the
+    policy's seeded generator. The floor every policy must beat."""
 
     name = "random"
 
-    def __init__(self, seed: int | None = None):
-        self._rng = np.random.default_rng(seed)
-
-    def reset(self, seed: int | None = None) -> None:
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
         valid = np.flatnonzero(mask)
-        return int(valid[self._rng.integers(len(valid))])
+        return int(valid[self.rng.integers(len(valid))])
 
 
-class RoundRobinPolicy:
-    """Cycles through the serving actions ((plan, device) pairs) in order, skipping invalid ones;
-    rejects only when nothing else is valid."""
+class RoundRobinPolicy(BasePolicy):
+    """Round-robin: cycles through the serving actions ((plan, device) pairs) in action order,
+    starting after the last action it chose and skipping invalid ones; rejects only when no
+    serving action is valid. Starts again from action 0 every episode."""
 
     name = "round-robin"
 
-    def __init__(self, seed: int | None = None):
+    def __init__(self, env: gym.Env | None = None, seed: int | None = None):
+        super().__init__(env, seed)
         self._next = 0
 
     def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
         self._next = 0
 
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:

@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+EVAL_SEED = 10_000
+"""Default first seed of ``eval`` / ``explain``: training episodes use seeds from the run's
+seed upwards, so evaluation meets workloads the agent has not trained on."""
 
 
 class CliError(Exception):
@@ -36,12 +40,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return EXIT_BAD_INPUT
+    from mtenv.agents.base import AgentLoadError
+    from mtenv.agents.hyperparams import HyperparameterError
+    from mtenv.agents.training import TrainingError
     from mtenv.scenario import ScenarioError
     from mtenv.zoo import ZooError
 
     try:
         return args.handler(args)
-    except (CliError, ScenarioError, ZooError) as exc:
+    except (
+        CliError,
+        ScenarioError,
+        ZooError,
+        AgentLoadError,
+        HyperparameterError,
+        TrainingError,
+    ) as exc:
         print(f"mtenv: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # the reader went away (``mtenv run | head``): not an error
@@ -55,7 +69,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a policy on a scenario and print its metrics")
     run.add_argument("--scenario", default="quickstart", help="shipped name or YAML path")
-    run.add_argument("--policy", default="random", help="policy name (random, round-robin)")
+    run.add_argument(
+        "--policy",
+        default="random",
+        help=_POLICY_HELP,
+    )
     run.add_argument("--episodes", type=_positive_int, default=3)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument(
@@ -72,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     run.add_argument("--out", default=None, help="record the run to this folder (for mtenv plot)")
+    run.add_argument("--trace", default=None, help="write every decision to this CSV")
     run.set_defaults(handler=_cmd_run)
 
     zoo = commands.add_parser("zoo", help="the model zoo: train it, regenerate its card")
@@ -91,7 +110,11 @@ def _parser() -> argparse.ArgumentParser:
         "render", help="record a policy on a scenario as a video, or show it in a window"
     )
     render.add_argument("--scenario", default="quickstart", help="shipped name or YAML path")
-    render.add_argument("--policy", default="random", help="policy name (random, round-robin)")
+    render.add_argument(
+        "--policy",
+        default="random",
+        help=_POLICY_HELP,
+    )
     render.add_argument("--out", default=None, help="video file to write (.gif or .mp4)")
     render.add_argument("--show", action="store_true", help="open a window instead of recording")
     render.add_argument(
@@ -125,8 +148,73 @@ def _parser() -> argparse.ArgumentParser:
     perf.add_argument("--memory-scenario", default="large_cluster")
     perf.add_argument("--memory-tasks", type=_positive_int, default=1_000_000)
     perf.set_defaults(handler=_cmd_perf)
+    _add_agent_commands(commands)
     _add_scenario_commands(commands)
     return parser
+
+
+def _add_agent_commands(commands: Any) -> None:
+    """``mtenv train``, ``mtenv eval``, ``mtenv explain``."""
+    from mtenv.agents.training import LEARNERS
+
+    train = commands.add_parser(
+        "train", help="train an agent on a scenario into a run folder (resumable)"
+    )
+    train.add_argument("--scenario", default="quickstart", help="shipped name or YAML path")
+    train.add_argument("--agent", choices=LEARNERS, default="maskable-ppo")
+    train.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="budget in env steps (default: n_timesteps of the hyperparameter file)",
+    )
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", required=True, help="run folder (new, or the run to --resume)")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    train.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter (value read as YAML); repeatable",
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_cmd_train)
+
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a trained agent: the metrics table of `mtenv run`"
+    )
+    evaluate.add_argument("run", help="run folder written by `mtenv train`")
+    evaluate.add_argument(
+        "--scenario", default=None, help="scenario to evaluate on (default: the training one)"
+    )
+    evaluate.add_argument("--episodes", type=_positive_int, default=5)
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        default=EVAL_SEED,
+        help=f"first episode's seed (default {EVAL_SEED}: workloads unseen in training)",
+    )
+    evaluate.add_argument("--inference", choices=["live", "memoized"], default=None)
+    evaluate.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--out", default=None, help="record the run to this folder")
+    evaluate.add_argument("--trace", default=None, help="write every decision to this CSV")
+    evaluate.set_defaults(handler=_cmd_eval)
+
+    explain = commands.add_parser(
+        "explain", help="why a policy decides as it does: sampled decisions and summary tables"
+    )
+    explain.add_argument("policy", help="run folder written by `mtenv train`, or a baseline name")
+    explain.add_argument(
+        "--scenario", default=None, help="scenario (default: the training one, or quickstart)"
+    )
+    explain.add_argument("--seed", type=int, default=EVAL_SEED)
+    explain.add_argument("--samples", type=_positive_int, default=6, help="decisions to show")
+    explain.add_argument("--trace", default=None, help="also write every decision to this CSV")
+    explain.set_defaults(handler=_cmd_explain)
 
 
 def _add_scenario_commands(commands: Any) -> None:
@@ -153,6 +241,13 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
     return EXIT_BAD_INPUT
 
 
+_POLICY_HELP = (
+    "a baseline (random, round-robin, least-loaded, fastest, most-accurate, infaas, cascade, "
+    "eps-greedy, ucb1, exp3), oracle (a clairvoyant upper bound, not a policy), or a run "
+    "folder written by `mtenv train`"
+)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -167,17 +262,17 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from mtenv.agents import make_policy
+    from mtenv.agents.explain import TracedPolicy, write_trace
     from mtenv.env import TaskAllocationEnv
     from mtenv.evaluation import evaluate_policy, summarize_runs
     from mtenv.recording import RunRecorder
 
-    try:
-        policy = make_policy(args.policy, seed=args.seed)
-    except ValueError as exc:
-        raise CliError(f"--policy: {exc}") from None
     out = _run_folder(args.out)
+    trace = _trace_file(args.trace)
     env = TaskAllocationEnv(args.scenario, inference=args.inference, device=args.device)
+    policy = _policy(args.policy, env, args.seed)
+    if trace is not None:
+        policy = TracedPolicy(policy)
     recorder = RunRecorder(env) if out is not None else None
 
     def progress(i: int, metrics: dict[str, Any]) -> None:
@@ -202,6 +297,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         }
         recorder.write(out, header, runs)
         print(f"recorded to {out}", file=sys.stderr)
+    if trace is not None:
+        write_trace(trace, policy.decisions, env.feature_names, env.action_labels)
+        print(f"decision trace: {trace}", file=sys.stderr)
     summary = summarize_runs(runs)
     if args.json:
         payload = {
@@ -217,6 +315,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         print(_metrics_table(env.scenario.name, args.policy, args.episodes, summary))
     return 0
+
+
+def _trace_file(trace: str | None) -> Path | None:
+    """``--trace`` checked before any work: a CSV file in an existing folder."""
+    if trace is None:
+        return None
+    path = Path(trace)
+    if path.is_dir() or not path.parent.is_dir():
+        raise CliError(f"--trace: expected a CSV file in an existing folder, got {trace!r}")
+    return path
 
 
 def _run_folder(out: str | None) -> Path | None:
@@ -256,7 +364,6 @@ def _metrics_table(scenario: str, policy: str, episodes: int, summary: dict) -> 
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from mtenv.agents import make_policy
     from mtenv.env import TaskAllocationEnv
     from mtenv.video import VideoError, check_video_path, write_video
 
@@ -264,18 +371,19 @@ def _cmd_render(args: argparse.Namespace) -> int:
         raise CliError("render: give exactly one of --out FILE.gif|.mp4 and --show")
     try:
         out = None if args.show else check_video_path(args.out)
-        policy = make_policy(args.policy, seed=args.seed)
-    except (VideoError, ValueError) as exc:
+    except VideoError as exc:
         raise CliError(f"render: {exc}") from None
     mode = "human" if args.show else "rgb_array"
     env = TaskAllocationEnv(args.scenario, render_mode=mode, inference=args.inference)
+    policy = _policy(args.policy, env, args.seed)
     env.metadata = {**env.metadata, "render_fps": args.fps}
     policy.reset(args.seed)
     obs, info = env.reset(seed=args.seed)
     frames = [] if args.show else [env.render()]
     steps = 0
     while args.steps is None or steps < args.steps:
-        obs, _, terminated, truncated, info = env.step(policy.act(obs, info["action_mask"]))
+        obs, reward, terminated, truncated, info = env.step(policy.act(obs, info["action_mask"]))
+        policy.observe(reward, info)
         steps += 1
         if not args.show:
             frames.append(env.render())
@@ -304,6 +412,88 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return 0
+
+
+# --- agents ----------------------------------------------------------------------------------
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mtenv.agents.hyperparams import parse_override
+    from mtenv.agents.training import TrainingRequest, train
+
+    request = TrainingRequest(
+        scenario=args.scenario,
+        agent=args.agent,
+        out=Path(args.out),
+        seed=args.seed,
+        steps=args.steps,
+        overrides=dict(parse_override(text) for text in args.hp),
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    try:
+        result = train(request)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: finished work is in {args.out}; continue with the same command "
+            "and --resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(
+        f"trained {args.agent} on {args.scenario}: {result.steps:,} steps, "
+        f"{result.episodes:,} episodes this session, {result.cpu_time_s:.1f} CPU s in all "
+        f"-> {result.folder}"
+    )
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from mtenv.agents.training import read_manifest
+
+    manifest = read_manifest(Path(args.run))
+    args.policy = args.run
+    args.scenario = args.scenario or manifest["scenario_arg"]
+    return _cmd_run(args)
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from mtenv.agents.explain import TracedPolicy, explain, format_explanation, write_trace
+    from mtenv.agents.saved import is_run_folder
+    from mtenv.agents.training import read_manifest
+    from mtenv.env import TaskAllocationEnv
+    from mtenv.evaluation import run_episode
+
+    scenario = args.scenario
+    if scenario is None:
+        trained = is_run_folder(args.policy)
+        scenario = read_manifest(Path(args.policy))["scenario_arg"] if trained else "quickstart"
+    env = TaskAllocationEnv(scenario, inference="memoized")
+    policy = _policy(args.policy, env, args.seed)
+    traced = TracedPolicy(policy)
+    traced.reset(args.seed)
+    run_episode(env, traced, args.seed)
+    expl = explain(traced.decisions, env, samples=args.samples)
+    print(
+        f"{policy.name} on {env.scenario.name}, seed {args.seed}: one episode, "
+        f"{len(traced.decisions)} decisions\n"
+    )
+    print(format_explanation(expl, env, getattr(policy, "value_label", None)))
+    if args.trace:
+        path = write_trace(args.trace, traced.decisions, env.feature_names, env.action_labels)
+        print(f"\ndecision trace: {path}", file=sys.stderr)
+    env.close()
+    return 0
+
+
+def _policy(spec: str, env: Any, seed: int | None) -> Any:
+    """A baseline by name or a trained agent by run folder, as a ``--policy`` value."""
+    from mtenv.agents.saved import resolve_policy
+
+    try:
+        return resolve_policy(spec, env, seed)
+    except ValueError as exc:
+        raise CliError(f"--policy: {exc}") from None
 
 
 # --- zoo -----------------------------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections import deque
+from collections.abc import Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from mtenv.catalog import ActionCatalog, build_catalog
 from mtenv.inference import InferenceEngine
 from mtenv.reward import TaskReward
 from mtenv.scenario import Scenario, load_scenario
@@ -26,6 +30,102 @@ if TYPE_CHECKING:
 
 _MISS_EWMA = 0.05  # weight of the newest settled task in the recent SLO-miss rate (~20 tasks)
 _RECENT_OUTCOMES = 40  # settled tasks kept for the rendered outcome strip
+
+
+class Feedback(Mapping[str, np.ndarray]):
+    """The tasks settled during one step, one entry per task in each equal-length array.
+
+    A read-only mapping (``feedback["reward"]``) of numpy arrays:
+
+    * ``action`` (int64): the action that served the task; ``reject_action`` if it was rejected;
+    * ``reward`` (float64): what the task earned (:class:`~mtenv.reward.TaskReward`); they sum
+      to the step's reward;
+    * ``correct`` (bool): completed with the right answer, on time or not;
+    * ``on_time`` (bool): completed by its deadline;
+    * ``task_type`` (int64) and ``difficulty`` (int64): the task's type index and level.
+
+    The arrays are built on first access, so a caller that never reads them costs the step
+    nothing. A mapping rather than a ``dict`` so that vector envs, which stack equal-shape info
+    arrays across envs, keep one :class:`Feedback` per env instead.
+    """
+
+    KEYS = ("action", "reward", "correct", "on_time", "task_type", "difficulty")
+
+    __slots__ = ("_arrays", "_source")
+
+    def __init__(self, tasks: list[Task], rewards: list[float], n_devices: int, reject: int):
+        """Feedback on ``tasks`` (settled this step), which earned ``rewards``."""
+        self._source: tuple[list[Task], list[float], int, int] | None = (
+            tasks,
+            rewards,
+            n_devices,
+            reject,
+        )
+        self._arrays: dict[str, np.ndarray] | None = None
+
+    def _built(self) -> dict[str, np.ndarray]:
+        if self._arrays is None:
+            assert self._source is not None
+            tasks, rewards, n_devices, reject = self._source
+            rejected = TaskStatus.REJECTED
+            ints = np.array(
+                [
+                    (
+                        reject if t.status is rejected else t.plan * n_devices + t.device,
+                        t.type,
+                        t.difficulty,
+                    )
+                    for t in tasks
+                ],
+                dtype=np.int64,
+            ).reshape(-1, 3)
+            flags = np.array([(t.correct, t.on_time) for t in tasks], dtype=bool).reshape(-1, 2)
+            arrays = {
+                "action": ints[:, 0],
+                "reward": np.array(rewards, dtype=np.float64),
+                "correct": flags[:, 0],
+                "on_time": flags[:, 1],
+                "task_type": ints[:, 1],
+                "difficulty": ints[:, 2],
+            }
+            for array in arrays.values():
+                array.flags.writeable = False
+            self._arrays, self._source = arrays, None
+        return self._arrays
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    @property
+    def n_tasks(self) -> int:
+        """How many tasks were settled."""
+        return len(self._source[0]) if self._source is not None else len(self["action"])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Feedback):
+            return NotImplemented
+        return all(np.array_equal(self[k], other[k]) for k in self.KEYS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Feedback({', '.join(f'{k}={self[k]!r}' for k in self.KEYS)})"
+
+    def __getstate__(self) -> dict[str, np.ndarray]:
+        return self._built()
+
+    def __setstate__(self, arrays: dict[str, np.ndarray]) -> None:
+        self._source, self._arrays = None, arrays
+
+
+_NO_FEEDBACK = Feedback([], [], 1, 0)
+_NO_FEEDBACK._built()
 
 
 class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
@@ -73,6 +173,24 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     ``priority × correct`` for an on-time right answer (``late_credit`` of that if late), minus
     the scenario's latency, SLO-miss, cost and energy penalties; ``-reject × priority`` for a
     rejection. See :class:`mtenv.reward.TaskReward`.
+
+    ## Info
+
+    Every ``reset`` and ``step`` info holds ``action_mask`` (above) and ``feedback``, a
+    :class:`Feedback`: per task settled during the step, the action that served it, its reward,
+    whether it was right and on time, its type and difficulty (empty after ``reset``). Its
+    rewards sum to the step's reward; online learners (bandits) learn from it. ``step`` also
+    says whether the action was ``invalid_action``.
+
+    ## Static descriptions
+
+    Policies are built on the env and may read, besides the spaces: ``feature_names``,
+    ``action_labels`` and ``catalog``, an :class:`~mtenv.catalog.ActionCatalog` of public facts
+    about the actions (each plan's accuracy by task type and difficulty level on the zoo's
+    validation split; each (plan, device) pair's expected cost, energy and reward penalty per
+    task): what a deployed system knows from its model card and price list.
+    :meth:`clairvoyant_correct` is different: it reads hidden state (whether each plan would
+    answer the current task right) and exists only for the clairvoyant oracle, an upper bound.
 
     ## Starting State
 
@@ -182,6 +300,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._type_masks = [np.append(ok.ravel(), True) for ok in static_ok]
         self._mask = self._reject_only()
         self._task: Task | None = None
+        self._clairvoyant: tuple[Task | None, np.ndarray] = (None, np.zeros(0, dtype=bool))
         self._done = True
         self._layout()
 
@@ -208,7 +327,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._update_mask()
         if self.render_mode == "human":
             self.render()
-        return obs, {"action_mask": self._mask_int8()}
+        return obs, {"action_mask": self._mask_int8(), "feedback": _NO_FEEDBACK}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done or self._task is None:
@@ -231,18 +350,25 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             self._track_load(next_task)
             self._task = next_task
 
-        reward = 0.0
         self.settled = sim.take_finished()
+        rewards = []
         for done in self.settled:
-            reward += self.reward_fn(done)
+            rewards.append(self.reward_fn(done))
             self._recent.append(outcome_of(done))
             if done.status is not TaskStatus.REJECTED:
                 self._miss += _MISS_EWMA * (done.finished > done.deadline) - _MISS_EWMA * self._miss
+        reward = sum(rewards, 0.0)
         self._return += reward
 
         obs = self._observation()
         self._update_mask()
-        info: dict[str, Any] = {"action_mask": self._mask_int8(), "invalid_action": invalid}
+        info: dict[str, Any] = {
+            "action_mask": self._mask_int8(),
+            "invalid_action": invalid,
+            "feedback": Feedback(self.settled, rewards, self.n_devices, self.reject_action)
+            if self.settled
+            else _NO_FEEDBACK,
+        }
         if truncated:
             info["metrics"] = {**sim.episode_metrics(), "episode_return": self._return}
         if self.render_mode == "human":
@@ -252,6 +378,49 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     def action_masks(self) -> np.ndarray:
         """Boolean mask of the valid actions for the task being decided (reject always valid)."""
         return self._mask.copy()
+
+    @cached_property
+    def catalog(self) -> ActionCatalog:
+        """Static public facts about the actions (:class:`~mtenv.catalog.ActionCatalog`): each
+        plan's accuracy per task type and difficulty level on the zoo's validation split, and
+        each (plan, device) pair's expected cost and energy per task. What a deployed system
+        knows from its model card and price list; built on first use, then kept."""
+        return build_catalog(self.sim, self.engine, self.scenario.reward)
+
+    def clairvoyant_correct(self) -> np.ndarray:
+        """HIDDEN STATE, for upper bounds only: would each plan answer the task being decided
+        correctly? ``[n_plans]`` bool, False for plans that do not serve its type.
+
+        Computed by running every plan on the task's real input and reading its true label,
+        which no deployable policy can know: the engine (memoised when the env is), the online
+        ensembles' weights as they are now (they may still change before the task's batch
+        runs), the cascades' confidence rule. Only the clairvoyant oracle
+        (:class:`mtenv.agents.oracle.OraclePolicy`) calls it, in-process; it is not part of the
+        Gymnasium API and never reaches an observation. All False once the episode is over.
+        """
+        task = self._task
+        if self._done or task is None:
+            return np.zeros(self.n_plans, dtype=bool)
+        cached_task, cached = self._clairvoyant
+        if cached_task is not task:
+            serves = self.sim.plan_serves[:, task.type]
+            cached = np.array(
+                [bool(serves[p]) and self._answers_correctly(task, p) for p in range(self.n_plans)]
+            )
+            self._clairvoyant = (task, cached)
+        return cached.copy()
+
+    def _answers_correctly(self, task: Task, plan: int) -> bool:
+        """Serve a copy of ``task`` with ``plan`` as the simulator would, right now."""
+        runner, layout = self.sim.runner, self.sim.layout
+        probe = dataclasses.replace(
+            task, plan=plan, stage=layout.first[plan], escalate=False, member_answers=None
+        )
+        runner.run(probe.stage, [probe])
+        if probe.escalate:
+            probe.stage = layout.escalation[plan]
+            runner.run(probe.stage, [probe])
+        return probe.answer == probe.label
 
     def _reject_only(self) -> np.ndarray:
         mask = np.zeros(self.action_space.n, dtype=bool)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
+
+if TYPE_CHECKING:
+    from mtenv.agents.base import Policy
 
 # Two-sided 97.5 % quantiles of Student's t for 1..30 degrees of freedom.
 _T975 = (
@@ -78,20 +81,22 @@ def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, floa
 
 def run_episode(
     env: gym.Env,
-    act: Callable[[np.ndarray, np.ndarray], int],
+    policy: Policy,
     seed: int | None,
     recorder: Any = None,
 ) -> dict[str, Any]:
-    """Play one episode with ``act(observation, mask)``; returns the final ``info["metrics"]``.
-    A :class:`~mtenv.recording.RunRecorder` may watch it."""
+    """Play one episode: ``policy.act(observation, mask)`` picks each action, and after each
+    step ``policy.observe(reward, info)`` sees its outcome. Returns the final
+    ``info["metrics"]``. A :class:`~mtenv.recording.RunRecorder` may watch it."""
     if recorder is not None:
         recorder.start_episode()
     obs, info = env.reset(seed=seed)
     while True:
-        action = act(obs, info["action_mask"])
+        action = policy.act(obs, info["action_mask"])
         if recorder is not None:
             recorder.record_step(action)
-        obs, _, terminated, truncated, info = env.step(action)
+        obs, reward, terminated, truncated, info = env.step(action)
+        policy.observe(float(reward), info)
         if recorder is not None:
             recorder.record_settled()
         if terminated or truncated:
@@ -100,7 +105,7 @@ def run_episode(
 
 def evaluate_policy(
     env: gym.Env,
-    policy: Any,
+    policy: Policy,
     episodes: int,
     seed: int = 0,
     progress: Callable[[int, dict[str, Any]], None] | None = None,
@@ -110,7 +115,7 @@ def evaluate_policy(
     results = []
     for i in range(episodes):
         policy.reset(seed + i)
-        metrics = run_episode(env, policy.act, seed + i, recorder)
+        metrics = run_episode(env, policy, seed + i, recorder)
         results.append(metrics)
         if progress is not None:
             progress(i, metrics)

@@ -52,7 +52,7 @@ def _rate_cartpole(steps: int, seed: int) -> float:
 def _rate_mtenv(env: gym.Env, steps: int, seed: int) -> tuple[float, float]:
     """Steps per second and the seconds spent inside forward passes during the timed loop."""
     engine = env.unwrapped.engine
-    policy = RandomPolicy(seed)
+    policy = RandomPolicy(env, seed)
     obs, info = env.reset(seed=seed)
     forward_before = engine.stats.seconds
     start = time.perf_counter()
@@ -171,7 +171,7 @@ def run_memory(
 
     env = TaskAllocationEnv(scenario, inference="memoized", episode_tasks=tasks)
     env.engine.warm_up()
-    policy = RandomPolicy(seed)
+    policy = RandomPolicy(env, seed)
     obs, info = env.reset(seed=seed)
     every = max(tasks // checkpoints, 1)
     readings = [(0, _rss_mb())]

@@ -21,6 +21,7 @@ import numpy as np
 # Okabe–Ito: distinguishable with the common forms of colour blindness.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 _WINDOWS = 20
+_SMOOTH = 20  # episodes in a learning curve's running mean
 
 
 class RunFolderError(ValueError):
@@ -187,3 +188,31 @@ def _learning_curve(ax: Any, runs: list[dict[str, Any]]) -> None:
     ax.set_ylabel("episode return")
     ax.set_title("Learning curves")
     ax.legend(fontsize="small")
+
+
+def plot_learning_curve(
+    steps: list[int], returns: list[float], title: str, path: str | Path
+) -> Path:
+    """One training run's episode returns over steps, with their running mean over
+    ``_SMOOTH`` episodes (``mtenv train`` writes this as ``learning_curve.png``). Raises
+    ``ImportError`` without matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+    ax.plot(steps, returns, color=PALETTE[4], alpha=0.5, lw=0.8, label="episode return")
+    if len(returns) >= 2:
+        window = min(_SMOOTH, len(returns))
+        kernel = np.ones(window) / window
+        smooth = np.convolve(returns, kernel, mode="valid")
+        ax.plot(steps[window - 1 :], smooth, color=PALETTE[0], lw=2, label=f"mean of {window}")
+    ax.set_xlabel("training steps")
+    ax.set_ylabel("episode return")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path

@@ -1,0 +1,65 @@
+"""Loading trained agents, and naming any policy (a baseline or a run folder) in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+from mtenv.agents.base import AgentLoadError, Learner, Policy
+from mtenv.agents.training import MANIFEST, learner_class, read_manifest
+
+
+def load_agent(folder: str | Path, env: gym.Env) -> Learner:
+    """The agent trained into ``folder`` (by ``mtenv train``), ready to act on ``env``.
+
+    Checks the manifest's format and version, that training finished, and that ``env`` has the
+    observation features and actions the agent was trained on; then the learner checks its own
+    file. Any problem raises :class:`AgentLoadError` naming the file and the field. PPO agents
+    are SB3 zips, which unpickle code when loaded: load only folders you trust.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    path = folder / MANIFEST
+    if not manifest.get("complete", False):
+        raise AgentLoadError(
+            f"{path}: complete: training stopped at step {manifest.get('steps_done', 0)} of "
+            f"{manifest.get('total_steps')}; finish it with `mtenv train ... --resume`"
+        )
+    unwrapped = env.unwrapped
+    for key, expected in (
+        ("feature_names", list(unwrapped.feature_names)),
+        ("action_labels", list(unwrapped.action_labels)),
+    ):
+        _check_same(path, key, manifest.get(key), expected, unwrapped.scenario.name)
+    try:
+        cls = learner_class(manifest["agent"])
+    except ValueError as exc:
+        raise AgentLoadError(f"{path}: agent: {exc}") from None
+    return cls.load(folder, env)
+
+
+def _check_same(path: Path, key: str, saved: object, expected: list[str], scenario: str) -> None:
+    if saved == expected:
+        return
+    if not isinstance(saved, list):
+        raise AgentLoadError(f"{path}: {key}: expected a list of names")
+    if len(saved) != len(expected):
+        detail = f"the agent has {len(saved)}, scenario {scenario!r} has {len(expected)}"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(saved, expected, strict=True)) if a != b)
+        detail = f"entry {i} is {saved[i]!r} for the agent, {expected[i]!r} in {scenario!r}"
+    raise AgentLoadError(f"{path}: {key}: the agent was trained on another scenario ({detail})")
+
+
+def is_run_folder(spec: str | Path) -> bool:
+    """Whether a ``--policy`` value names a training run folder rather than a baseline."""
+    return Path(spec).is_dir()
+
+
+def resolve_policy(spec: str, env: gym.Env, seed: int | None = None) -> Policy:
+    """A baseline by name (``"round-robin"``) or a trained agent by run folder."""
+    if is_run_folder(spec):
+        return load_agent(spec, env)
+    from mtenv.agents.registry import make_policy
+
+    return make_policy(spec, env, seed)

@@ -1,0 +1,701 @@
+"""Tabular Q-learning, SARSA and Expected SARSA over a discretised observation.
+
+All three keep one value per (state, action), the state coming from a
+:class:`~mtenv.agents.discretiser.Discretiser`, and differ only in the value of the state they
+bootstrap from::
+
+    Q(s, a) ← Q(s, a) + α · [G − Q(s, a)]
+    G = r₁ + γ·r₂ + … + γⁿ⁻¹·rₙ + γⁿ · V(sₙ)        (n = n_step; n = 1: G = r + γ·V(s'))
+
+    Q-learning       V(s) = max over the valid a of Q(s, a)
+    SARSA            V(s) = Q(s, a), a the action the ε-greedy behaviour takes there
+    Expected SARSA   V(s) = (1 − ε) · max_valid Q(s, ·) + ε · mean_valid Q(s, ·),
+                     the expectation under the ε-greedy policy over the valid actions of s
+
+With ``n_step: 1`` (the default) this is the textbook one-step rule of each method. A larger n
+(uncorrected n-step returns, as in n-step DQN; for Q-learning they value the behaviour's next
+n − 1 actions rather than greedy ones) is there for delayed rewards, below.
+
+**Masks.** Exploration and greedy choice range over the valid actions only (the env's
+``action_mask``), so an agent never picks a masked action, and a bootstrap reads only the valid
+actions of its state. Greedy ties (exactly equal Q-values, e.g. in a state never visited) are
+broken uniformly at random by a seeded generator: while learning, the run's exploration
+generator; while acting, the policy's ``rng``, reseeded by :meth:`~TabularLearner.reset`; so a
+seed fixes every choice.
+
+**Episode ends.** On termination nothing follows, so the returns of the last transitions stop
+there; on truncation (the episode was cut, the process goes on) they bootstrap from the final
+state, over its valid actions. Every transition, the final ones included, is learned once.
+
+**Delayed rewards.** The env credits a task's reward when its fate is settled, some steps after
+it was allocated (a few on the small scenarios, hundreds on ``large_cluster``). A one-step update
+then credits mostly other decisions' outcomes: only what shows within a step (a rejection, a task
+answered before the next arrives) or through the next state reaches the action that caused it,
+and on most shipped scenarios the greedy choice between plans came out close to chance. An
+n-step return that spans the typical delay brings each task's own reward into its action's
+target; ``agents/hyperparams/tabular.yml`` sets n per scenario from the measured delays.
+
+**Schedules** (hyperparameters, see :class:`TabularHyperparameters`): ε is linear from
+``start`` to ``end`` over the first ``fraction`` of the run's ``total_steps`` and constant after;
+α is either linear the same way or per (state, action) ``α = max(min, n^-power)`` with ``n`` the
+number of updates of that entry, this one included. The defaults (γ 0.9, α 0.1 → 0.02 over the
+run, ε 1 → 0.1 over its first half) are what worked on the shipped scenarios. Ending with little
+exploration did worse: the actions rarely tried late keep values learned under the early, worse
+policy (every value contains the mean reward of the policy), so whichever action was greedy when
+the policy improved stays greedy. ε staying at 0.1 keeps every entry tracking the current policy.
+
+**Files.** ``save`` writes ``agent.npz`` (no pickle: numbers, strings and JSON strings only) with
+a format marker and version, the kind, Q, visit counts, the discretiser's configuration, the
+hyperparameters, the env's feature names and action labels, and the steps trained; ``load``
+checks every field and raises :class:`~mtenv.agents.base.AgentLoadError` naming the file and the
+field. ``learn`` writes ``run_dir/checkpoints/tabular.npz`` atomically after every episode (the
+same fields plus the run's seed and the exploration generator's state), from which ``resume``
+continues a killed run to the bit-identical Q-table of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import zipfile
+import zlib
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from mtenv.agents.base import AgentLoadError, BasePolicy, EnvConfig, TrainingCallback
+from mtenv.agents.discretiser import Discretiser, DiscretiserConfig, DiscretiserError
+
+FORMAT = "mtenv-tabular"
+FORMAT_VERSION = 1
+AGENT_FILE = "agent.npz"
+CHECKPOINT_FILE = "tabular.npz"
+
+
+# --- hyperparameters ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """``start`` at step 0, linear to ``end`` at ``fraction · total_steps``, ``end`` after."""
+
+    start: float
+    end: float
+    fraction: float = 1.0
+
+    def at(self, step: int, total_steps: int) -> float:
+        horizon = self.fraction * total_steps
+        if step >= horizon:
+            return self.end
+        return self.start + (self.end - self.start) * (step / horizon)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"start": self.start, "end": self.end, "fraction": self.fraction}
+
+
+@dataclass(frozen=True)
+class VisitCountStepSize:
+    """α = max(``min``, n^-``power``) for the n-th update of one (state, action) entry."""
+
+    power: float
+    min: float = 0.0
+
+    def at(self, visits: int) -> float:
+        return max(self.min, visits**-self.power)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"power": self.power, "min": self.min}
+
+
+StepSize = LinearSchedule | VisitCountStepSize
+
+
+@dataclass(frozen=True)
+class TabularHyperparameters:
+    """What a tabular learner is built with (the keyword arguments of its constructor).
+
+    ``gamma``: discount in [0, 1]. ``alpha``: a number (constant), ``{start, end, fraction}``
+    (linear over the run) or ``{power, min}`` (per-entry visit count). ``epsilon``: a number or
+    ``{start, end, fraction}``. ``q_init``: the initial Q-value of every entry (above the
+    typical return it is optimistic and drives exploration). ``n_step``: rewards summed before
+    the bootstrap (1: the one-step rule). ``discretiser``: a list of feature specs (see
+    :mod:`mtenv.agents.discretiser`) or ``{features, max_table_entries}``; ``None`` for the
+    default set.
+    """
+
+    gamma: float = 0.9
+    alpha: StepSize = field(default_factory=lambda: LinearSchedule(0.1, 0.02, 1.0))
+    epsilon: LinearSchedule = field(default_factory=lambda: LinearSchedule(1.0, 0.1, 0.5))
+    q_init: float = 0.0
+    n_step: int = 1
+    discretiser: DiscretiserConfig = field(default_factory=DiscretiserConfig)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TabularHyperparameters:
+        """Validated hyperparameters; a bad one raises ``ValueError`` naming it."""
+        known = ("gamma", "alpha", "epsilon", "q_init", "n_step", "discretiser")
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown tabular hyperparameter(s) {', '.join(map(repr, unknown))}; "
+                f"expected {', '.join(known)}"
+            )
+        default = cls()
+        gamma = _number(raw.get("gamma", default.gamma), "gamma", 0.0, 1.0)
+        alpha = _step_size(raw["alpha"]) if "alpha" in raw else default.alpha
+        epsilon = (
+            _linear(raw["epsilon"], "epsilon", 0.0, 1.0) if "epsilon" in raw else default.epsilon
+        )
+        q_init = _number(raw.get("q_init", default.q_init), "q_init", -math.inf, math.inf)
+        n_step = raw.get("n_step", default.n_step)
+        if isinstance(n_step, bool) or not isinstance(n_step, int) or n_step < 1:
+            raise ValueError(f"n_step: expected an integer >= 1, got {n_step!r}")
+        discretiser = DiscretiserConfig.from_spec(raw.get("discretiser"))
+        return cls(gamma, alpha, epsilon, q_init, n_step, discretiser)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe form :meth:`from_dict` reads back."""
+        return {
+            "gamma": self.gamma,
+            "alpha": self.alpha.to_dict(),
+            "epsilon": self.epsilon.to_dict(),
+            "q_init": self.q_init,
+            "n_step": self.n_step,
+            "discretiser": self.discretiser.to_spec(),
+        }
+
+
+def _number(value: Any, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name}: expected a finite number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def _linear(value: Any, name: str, low: float, high: float) -> LinearSchedule:
+    """A number (constant) or ``{start, end, fraction}``."""
+    if not isinstance(value, Mapping):
+        constant = _number(value, name, low, high)
+        return LinearSchedule(constant, constant, 1.0)
+    unknown = sorted(set(value) - {"start", "end", "fraction"})
+    if unknown or "start" not in value or "end" not in value:
+        raise ValueError(
+            f"{name}: expected a number or {{start, end, fraction}}, got {dict(value)!r}"
+        )
+    return LinearSchedule(
+        _number(value["start"], f"{name}.start", low, high),
+        _number(value["end"], f"{name}.end", low, high),
+        _number(value.get("fraction", 1.0), f"{name}.fraction", 1e-9, 1.0),
+    )
+
+
+def _step_size(value: Any) -> StepSize:
+    """α: a number, ``{start, end, fraction}``, or ``{power, min}``."""
+    if isinstance(value, Mapping) and "power" in value:
+        unknown = sorted(set(value) - {"power", "min"})
+        if unknown:
+            raise ValueError(f"alpha: expected {{power, min}}, got {dict(value)!r}")
+        return VisitCountStepSize(
+            _number(value["power"], "alpha.power", 0.0, 1.0),
+            _number(value.get("min", 0.0), "alpha.min", 0.0, 1.0),
+        )
+    schedule = _linear(value, "alpha", 0.0, 1.0)
+    if schedule.start <= 0 and schedule.end <= 0:
+        raise ValueError("alpha: a step size of 0 learns nothing")
+    return schedule
+
+
+# --- the learners ------------------------------------------------------------------------------
+
+
+class TabularLearner(BasePolicy):
+    """What the three learners share: the table, ε-greedy over valid actions, the training loop,
+    checkpoints and files. Subclasses only say how they value the next state
+    (:meth:`next_value`).
+
+    Args:
+        env: a built env of the scenario, read for its spaces, ``feature_names`` and
+            ``action_labels`` (``learn`` builds its own from an :class:`EnvConfig`).
+        seed: seeds the tie-breaks of :meth:`act` (training is seeded by ``learn``'s seed).
+        **hyperparameters: see :class:`TabularHyperparameters`.
+    """
+
+    kind: ClassVar[str] = "tabular"
+    name: ClassVar[str] = "tabular"
+    value_label: ClassVar[str] = "Q"
+    _chooses_before_update: ClassVar[bool] = False
+    """SARSA needs the next action before it can update; the others choose it after."""
+
+    def __init__(self, env: gym.Env, seed: int | None = None, **hyperparameters: Any):
+        super().__init__(env, seed)
+        self.config = TabularHyperparameters.from_dict(hyperparameters)
+        self.hyperparameters: dict[str, Any] = self.config.to_dict()
+        base = env.unwrapped
+        self.feature_names: list[str] = list(base.feature_names)
+        self.action_labels: list[str] = list(base.action_labels)
+        self.n_actions = int(env.action_space.n)
+        self.discretiser = Discretiser(self.config.discretiser, self.feature_names, self.n_actions)
+        shape = (self.discretiser.n_states, self.n_actions)
+        self.q = np.full(shape, self.config.q_init, dtype=np.float64)
+        self.visits = np.zeros(shape, dtype=np.int64)
+        self.steps = 0
+        self.episodes = 0
+        self._run_seed: int | None = None
+        self._total_steps = 1
+        self._explore = np.random.default_rng(seed)
+
+    # --- acting --------------------------------------------------------------------------------
+
+    def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
+        """The greedy valid action of the observation's state (seeded tie-break)."""
+        return _greedy(self.q[self.discretiser.state(observation)], mask, self.rng)
+
+    def action_values(self, observation: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Q of the observation's state, NaN on the actions the mask forbids."""
+        values = self.q[self.discretiser.state(observation)].copy()
+        values[np.asarray(mask) == 0] = np.nan
+        return values
+
+    # --- the update ----------------------------------------------------------------------------
+
+    def next_value(
+        self, next_state: int, next_mask: np.ndarray, next_action: int, epsilon: float
+    ) -> float:  # pragma: no cover - every learner overrides it
+        raise NotImplementedError
+
+    def update(
+        self,
+        state: int,
+        action: int,
+        reward: float,
+        next_state: int,
+        next_mask: np.ndarray,
+        next_action: int,
+        terminated: bool,
+        epsilon: float,
+        discount: float | None = None,
+    ) -> float:
+        """One TD update of ``Q[state, action]``; returns the TD error.
+
+        ``terminated`` drops the bootstrap; a truncated transition is passed with
+        ``terminated=False`` and bootstraps from ``next_state`` over ``next_mask``.
+        ``next_action`` is the behaviour's next action (read by SARSA only) and ``epsilon`` the
+        current exploration rate (read by Expected SARSA only). For an n-step return,
+        ``reward`` is the discounted sum of the n rewards, ``next_state`` the state n steps on
+        and ``discount`` γⁿ (``None``: γ, the one-step rule).
+        """
+        target = reward
+        if not terminated:
+            factor = self.config.gamma if discount is None else discount
+            target += factor * self.next_value(next_state, next_mask, next_action, epsilon)
+        visits = int(self.visits[state, action]) + 1
+        self.visits[state, action] = visits
+        alpha = self._alpha(visits)
+        error = target - float(self.q[state, action])
+        self.q[state, action] += alpha * error
+        return error
+
+    def _alpha(self, visits: int) -> float:
+        schedule = self.config.alpha
+        if isinstance(schedule, VisitCountStepSize):
+            return schedule.at(visits)
+        return schedule.at(self.steps, self._total_steps)
+
+    def _behaviour(self, state: int, mask: np.ndarray, epsilon: float) -> int:
+        """ε-greedy over the valid actions, from the run's exploration generator."""
+        rng = self._explore
+        if rng.random() < epsilon:
+            valid = np.flatnonzero(mask)
+            return int(valid[rng.integers(len(valid))])
+        return _greedy(self.q[state], mask, rng)
+
+    # --- training ------------------------------------------------------------------------------
+
+    def learn(
+        self,
+        env_config: EnvConfig,
+        total_steps: int,
+        seed: int,
+        run_dir: Path | None,
+        callback: TrainingCallback | None = None,
+    ) -> None:
+        """Train on whole episodes until ``total_steps`` env steps in all are done (the last
+        episode runs to its end). Episode ``i`` of the run is reset with seed ``seed + i``;
+        after each one the callback hears of it, a checkpoint is written (unless ``run_dir`` is
+        ``None``), and the callback hears that too."""
+        if self._run_seed is None:
+            self._run_seed = int(seed)
+            self._explore = np.random.default_rng(seed)
+        elif int(seed) != self._run_seed:
+            raise ValueError(
+                f"seed: this run was started with seed {self._run_seed}; "
+                f"continue it with the same seed, not {seed}"
+            )
+        self._total_steps = max(int(total_steps), 1)
+        env = env_config.make()
+        try:
+            self._check_same_spaces(env)
+            while self.steps < total_steps:
+                episode_return = self._train_episode(env, self._run_seed + self.episodes)
+                self.episodes += 1
+                if callback is not None:
+                    callback.on_episode(self.steps, episode_return)
+                if run_dir is not None:
+                    self._write_checkpoint(Path(run_dir))
+                    if callback is not None:
+                        callback.on_checkpoint(self.steps)
+        finally:
+            env.close()
+
+    def _train_episode(self, env: gym.Env, seed: int) -> float:
+        """One ε-greedy episode, learning every transition, the final ones included.
+
+        Transitions wait in a buffer until their n-step return is known: the oldest is
+        updated once n rewards have followed it, and at the episode's end the rest are updated
+        with the rewards they have (bootstrapping from the final state unless terminated)."""
+        state_of = self.discretiser.state
+        epsilon_at = self.config.epsilon.at
+        total, n = self._total_steps, self.config.n_step
+        pending: deque[tuple[int, int, float]] = deque()
+        observation, info = env.reset(seed=seed)
+        state, mask = state_of(observation), info["action_mask"]
+        epsilon = epsilon_at(self.steps, total)
+        action = self._behaviour(state, mask, epsilon)
+        episode_return = 0.0
+        while True:
+            observation, reward, terminated, truncated, info = env.step(action)
+            self.steps += 1
+            episode_return += float(reward)
+            pending.append((state, action, float(reward)))
+            next_state, next_mask = state_of(observation), info["action_mask"]
+            epsilon = epsilon_at(self.steps, total)
+            next_action = -1
+            if self._chooses_before_update and not terminated:
+                next_action = self._behaviour(next_state, next_mask, epsilon)
+            ended = bool(terminated or truncated)
+            while len(pending) >= n or (ended and pending):
+                self._update_oldest(
+                    pending, next_state, next_mask, next_action, bool(terminated), epsilon
+                )
+            if ended:
+                return episode_return
+            if not self._chooses_before_update:
+                next_action = self._behaviour(next_state, next_mask, epsilon)
+            state, mask, action = next_state, next_mask, next_action
+
+    def _update_oldest(
+        self,
+        pending: deque[tuple[int, int, float]],
+        next_state: int,
+        next_mask: np.ndarray,
+        next_action: int,
+        terminated: bool,
+        epsilon: float,
+    ) -> None:
+        """Update the oldest pending transition with the rewards that followed it (itself
+        included) and a bootstrap from ``next_state``; drop it from ``pending``."""
+        gamma = self.config.gamma
+        ret, factor = 0.0, 1.0
+        for _, _, reward in pending:
+            ret += factor * reward
+            factor *= gamma
+        state, action, _ = pending.popleft()
+        self.update(
+            state, action, ret, next_state, next_mask, next_action, terminated, epsilon, factor
+        )
+
+    def _check_same_spaces(self, env: gym.Env) -> None:
+        base = env.unwrapped
+        if list(base.feature_names) != self.feature_names:
+            raise ValueError(
+                "env_config: its env has other observation features than the env this learner "
+                "was built for"
+            )
+        if list(base.action_labels) != self.action_labels:
+            raise ValueError(
+                "env_config: its env has other actions than the env this learner was built for"
+            )
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def _write_checkpoint(self, run_dir: Path) -> Path:
+        path = run_dir / "checkpoints" / CHECKPOINT_FILE
+        arrays = self._arrays()
+        arrays["run_seed"] = np.int64(self._run_seed or 0)
+        arrays["rng_state"] = np.str_(json.dumps(self._explore.bit_generator.state))
+        _write_npz(path, arrays, compress=False)
+        return path
+
+    def resume(self, run_dir: Path) -> int:
+        """Restore the run's last checkpoint (same hyperparameters and env required); returns the
+        env steps already done, 0 when the run has no checkpoint yet."""
+        path = Path(run_dir) / "checkpoints" / CHECKPOINT_FILE
+        if not path.exists():
+            return 0
+        fields = _read_fields(path, _CHECKPOINT_FIELDS)
+        self._check_fields(path, fields)
+        saved = _json_field(path, fields, "hyperparameters")
+        saved["discretiser"] = _json_field(path, fields, "discretiser")
+        if saved != self.hyperparameters:
+            raise AgentLoadError(
+                f"{path}: field 'hyperparameters': the run was trained with {saved}, "
+                f"this learner has {self.hyperparameters}; resume with the run's hyperparameters"
+            )
+        self._restore(path, fields)
+        try:
+            state = json.loads(str(fields["rng_state"]))
+            explore = np.random.default_rng()
+            explore.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as exc:
+            raise AgentLoadError(
+                f"{path}: field 'rng_state': expected a numpy PCG64 generator state ({exc})"
+            ) from None
+        self._explore = explore
+        self._run_seed = int(fields["run_seed"])
+        return self.steps
+
+    # --- files ---------------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> Path:
+        """Write ``folder/agent.npz`` (atomically); returns its path."""
+        path = Path(folder) / AGENT_FILE
+        _write_npz(path, self._arrays(), compress=True)
+        return path
+
+    @classmethod
+    def load(cls, folder: Path, env: gym.Env) -> TabularLearner:
+        """Read an agent saved by :meth:`save` (a folder holding ``agent.npz``, or the file) for
+        ``env``; raises :class:`AgentLoadError` naming the file and field on any problem."""
+        path = Path(folder)
+        if path.is_dir() or path.suffix != ".npz":
+            path = path / AGENT_FILE
+        fields = _read_fields(path, _AGENT_FIELDS)
+        _check_kind(path, fields, cls.kind)
+        base = env.unwrapped
+        _check_names(
+            path, fields, "feature_names", list(base.feature_names), "observation features"
+        )
+        _check_names(path, fields, "action_labels", list(base.action_labels), "actions")
+        hyperparameters = _json_field(path, fields, "hyperparameters")
+        hyperparameters["discretiser"] = _json_field(path, fields, "discretiser")
+        try:
+            agent = cls(env, **hyperparameters)
+        except DiscretiserError as exc:
+            raise AgentLoadError(f"{path}: field 'discretiser': {exc}") from None
+        except ValueError as exc:
+            raise AgentLoadError(f"{path}: field 'hyperparameters': {exc}") from None
+        agent._check_fields(path, fields)
+        agent._restore(path, fields)
+        return agent
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        hyperparameters = {k: v for k, v in self.hyperparameters.items() if k != "discretiser"}
+        return {
+            "format": np.str_(FORMAT),
+            "version": np.int64(FORMAT_VERSION),
+            "kind": np.str_(self.kind),
+            "q": self.q,
+            "visits": self.visits,
+            "discretiser": np.str_(self.config.discretiser.to_json()),
+            "hyperparameters": np.str_(json.dumps(hyperparameters, sort_keys=True)),
+            "feature_names": np.array(self.feature_names, dtype=np.str_),
+            "action_labels": np.array(self.action_labels, dtype=np.str_),
+            "steps": np.int64(self.steps),
+            "episodes": np.int64(self.episodes),
+        }
+
+    def _check_fields(self, path: Path, fields: dict[str, np.ndarray]) -> None:
+        """The file is this kind of agent, for this env's spaces and this table's shape."""
+        _check_kind(path, fields, self.kind)
+        _check_names(path, fields, "feature_names", self.feature_names, "observation features")
+        _check_names(path, fields, "action_labels", self.action_labels, "actions")
+        for name in ("q", "visits"):
+            if fields[name].shape != self.q.shape:
+                raise AgentLoadError(
+                    f"{path}: field '{name}': expected shape {self.q.shape} "
+                    f"({self.discretiser.n_states} states × {self.n_actions} actions), "
+                    f"got {fields[name].shape}"
+                )
+        if not np.isfinite(fields["q"]).all():
+            raise AgentLoadError(f"{path}: field 'q': expected finite Q-values")
+        if (fields["visits"] < 0).any():
+            raise AgentLoadError(f"{path}: field 'visits': expected counts ≥ 0")
+        for name in ("steps", "episodes"):
+            if int(fields[name]) < 0:
+                raise AgentLoadError(f"{path}: field '{name}': expected a count ≥ 0")
+
+    def _restore(self, path: Path, fields: dict[str, np.ndarray]) -> None:
+        self.q = fields["q"].astype(np.float64, copy=True)
+        self.visits = fields["visits"].astype(np.int64, copy=True)
+        self.steps = int(fields["steps"])
+        self.episodes = int(fields["episodes"])
+
+
+def _greedy(q_row: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> int:
+    """The valid action of largest Q; exact ties broken uniformly by ``rng``."""
+    values = np.where(mask, q_row, -np.inf)
+    ties = np.flatnonzero(values == values.max())
+    if len(ties) == 1:
+        return int(ties[0])
+    return int(ties[rng.integers(len(ties))])
+
+
+class QLearning(TabularLearner):
+    """Off-policy TD control: bootstraps from the best valid action of the next state."""
+
+    kind: ClassVar[str] = "q-learning"
+    name: ClassVar[str] = "q-learning"
+
+    def next_value(
+        self, next_state: int, next_mask: np.ndarray, next_action: int, epsilon: float
+    ) -> float:
+        return float(self.q[next_state][np.asarray(next_mask, dtype=bool)].max())
+
+
+class Sarsa(TabularLearner):
+    """On-policy TD control: bootstraps from the action the ε-greedy behaviour takes next."""
+
+    kind: ClassVar[str] = "sarsa"
+    name: ClassVar[str] = "sarsa"
+    _chooses_before_update: ClassVar[bool] = True
+
+    def next_value(
+        self, next_state: int, next_mask: np.ndarray, next_action: int, epsilon: float
+    ) -> float:
+        return float(self.q[next_state, next_action])
+
+
+class ExpectedSarsa(TabularLearner):
+    """Bootstraps from the expected Q of the next state under ε-greedy over its valid actions:
+    ``(1 − ε) · max + ε · mean`` (greedy ties share the greedy mass, and their Q is the max)."""
+
+    kind: ClassVar[str] = "expected-sarsa"
+    name: ClassVar[str] = "expected-sarsa"
+
+    def next_value(
+        self, next_state: int, next_mask: np.ndarray, next_action: int, epsilon: float
+    ) -> float:
+        valid = self.q[next_state][np.asarray(next_mask, dtype=bool)]
+        return float((1.0 - epsilon) * valid.max() + epsilon * valid.mean())
+
+
+TABULAR_LEARNERS: dict[str, type[TabularLearner]] = {
+    cls.kind: cls for cls in (QLearning, Sarsa, ExpectedSarsa)
+}
+"""The tabular learners by kind."""
+
+
+# --- reading and writing .npz ------------------------------------------------------------------
+
+# field -> (dtype kind(s), ndim): "U" unicode, "i" signed integer, "f" float
+_AGENT_FIELDS: dict[str, tuple[str, int]] = {
+    "format": ("U", 0),
+    "version": ("i", 0),
+    "kind": ("U", 0),
+    "q": ("f", 2),
+    "visits": ("i", 2),
+    "discretiser": ("U", 0),
+    "hyperparameters": ("U", 0),
+    "feature_names": ("U", 1),
+    "action_labels": ("U", 1),
+    "steps": ("i", 0),
+    "episodes": ("i", 0),
+}
+_CHECKPOINT_FIELDS = {**_AGENT_FIELDS, "run_seed": ("i", 0), "rng_state": ("U", 0)}
+_DTYPE_WORDS = {"U": "a string", "i": "an integer", "f": "a float"}
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> None:
+    """Write an ``.npz`` through a temporary file in the same folder and ``os.replace``, so that
+    a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            (np.savez_compressed if compress else np.savez)(out, **arrays)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _read_fields(path: Path, expected: dict[str, tuple[str, int]]) -> dict[str, np.ndarray]:
+    """Every expected field of an ``.npz`` (read without pickle), with its dtype and rank
+    checked, and the format marker and version."""
+    if not path.is_file():
+        raise AgentLoadError(f"{path}: no such file; expected a saved tabular agent")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise AgentLoadError(f"{path}: expected an .npz archive, got a single .npy array")
+        with archive:
+            fields = {name: archive[name] for name in archive.files if name in expected}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise AgentLoadError(f"{path}: not a readable .npz archive ({exc})") from None
+    if "format" in fields and str(fields["format"]) != FORMAT:
+        raise AgentLoadError(
+            f"{path}: field 'format': expected {FORMAT!r}, got {str(fields['format'])!r}"
+        )
+    for name, (kind, ndim) in expected.items():
+        if name not in fields:
+            raise AgentLoadError(
+                f"{path}: field '{name}' is missing; expected a tabular agent saved by mtenv"
+            )
+        array = fields[name]
+        if array.dtype.kind != kind or array.ndim != ndim:
+            shape = "a scalar" if ndim == 0 else f"a {ndim}-d array"
+            raise AgentLoadError(
+                f"{path}: field '{name}': expected {shape} of {_DTYPE_WORDS[kind]}s, "
+                f"got dtype {array.dtype} with shape {array.shape}"
+            )
+    if int(fields["version"]) != FORMAT_VERSION:
+        raise AgentLoadError(
+            f"{path}: field 'version': expected {FORMAT_VERSION}, got {int(fields['version'])}"
+        )
+    return fields
+
+
+def _json_field(path: Path, fields: dict[str, np.ndarray], name: str) -> dict[str, Any]:
+    try:
+        value = json.loads(str(fields[name]))
+    except ValueError as exc:
+        raise AgentLoadError(f"{path}: field '{name}': expected a JSON object ({exc})") from None
+    if not isinstance(value, dict):
+        raise AgentLoadError(f"{path}: field '{name}': expected a JSON object, got {value!r}")
+    return value
+
+
+def _check_kind(path: Path, fields: dict[str, np.ndarray], kind: str) -> None:
+    saved = str(fields["kind"])
+    if saved != kind:
+        hint = ""
+        if saved in TABULAR_LEARNERS:
+            hint = f"; load it with {TABULAR_LEARNERS[saved].__name__}"
+        raise AgentLoadError(f"{path}: field 'kind': expected {kind!r}, got {saved!r}{hint}")
+
+
+def _check_names(
+    path: Path, fields: dict[str, np.ndarray], name: str, expected: list[str], what: str
+) -> None:
+    saved = [str(x) for x in fields[name]]
+    if saved == expected:
+        return
+    if len(saved) != len(expected):
+        detail = f"{len(saved)} in the file, {len(expected)} in this env"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(saved, expected, strict=True)) if a != b)
+        detail = f"first difference at {i}: {saved[i]!r} in the file, {expected[i]!r} in this env"
+    raise AgentLoadError(
+        f"{path}: field '{name}': the agent was trained on an env with other {what} ({detail})"
+    )
