@@ -16,6 +16,12 @@ A run folder holds::
     eval/evaluations.npz       greedy evaluation returns (and best_model.zip, the best of them)
     tensorboard/run_0/         TensorBoard event files (when ``tensorboard`` is installed)
 
+Credit for delayed rewards: the env pays a task's reward when the task settles, some steps after
+the step that decided it, and later for slower plans, so discounting and GAE make a slow,
+accurate plan look worse than it is. By default (``credit: decision``) training moves each task's
+reward back, in the rollout buffer, to the step that decided the task (:class:`DecisionCredit`);
+the env, its reported returns and the trained policy's inputs are unchanged.
+
 Saved agents and checkpoints are stable-baselines3 zips, which hold cloudpickled Python objects:
 **loading one runs code from the file; load only files you trust.** Before unpickling anything
 :meth:`SB3Learner.load` reads the plain-JSON ``mtenv-agent.json`` member this module adds to every
@@ -25,13 +31,10 @@ zip and refuses a file of another kind or one trained for an env with different 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import importlib.util
 import inspect
-import itertools
 import json
 import os
-import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +46,10 @@ import torch
 from mtenv.agents.base import AgentLoadError, EnvConfig, TrainingCallback
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
-from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 AGENT_FILE = "agent.zip"
@@ -130,8 +131,8 @@ class TrainingSettings:
             value = getattr(settings, name)
             if not _is_int(value) or value < least:
                 raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
-        if settings.policy not in POLICIES:
-            raise ValueError(f"policy: expected one of {POLICIES}, got {settings.policy!r}")
+        if settings.policy != "MlpPolicy":
+            raise ValueError(f"policy: expected MlpPolicy, got {settings.policy!r}")
         if settings.credit not in CREDITS:
             raise ValueError(f"credit: expected one of {CREDITS}, got {settings.credit!r}")
         if settings.vec_env not in VEC_ENVS:
@@ -481,194 +482,6 @@ def checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-# --- the action-scoring policy ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActionLayout:
-    """Where each action's inputs sit in the flat observation, read from the env's documented
-    ``feature_names`` and ``action_labels`` (action ``p · n_devices + d`` is plan ``p`` on device
-    ``d``; the last one rejects). Plain lists, so that it pickles and prints simply.
-
-    Attributes:
-        shared_at: the features every action sees: the task's and the cluster-wide ones.
-        device_at: ``[n_devices][width]``: each device's block (queue, wait, memory, residency,
-            utilisation).
-        est_at: ``[n_plans][n_devices]``: each action's ``est:<plan>@<dev>``.
-        group_of: each device's group: devices of one scenario entry (``t4-0.0``, ``t4-0.1``,
-            ...) share a group, hence a kind and a configuration.
-    """
-
-    shared_at: list[int]
-    device_at: list[list[int]]
-    est_at: list[list[int]]
-    group_of: list[int]
-
-    @classmethod
-    def of(cls, feature_names: list[str], action_labels: list[str]) -> ActionLayout:
-        """The layout of an env with these names; ``ValueError`` naming what is missing."""
-        index = {name: i for i, name in enumerate(feature_names)}
-        serving = [label.rsplit("@", 1) for label in action_labels[:-1]]
-        devices = list(dict.fromkeys(device for _, device in serving))
-        plans = list(dict.fromkeys(plan for plan, _ in serving))
-        if [f"{p}@{d}" for p in plans for d in devices] != action_labels[:-1]:
-            raise ValueError("action_labels: expected every <plan>@<device>, plan-major")
-
-        def at(name: str) -> int:
-            if name not in index:
-                raise ValueError(f"feature_names: no {name!r}")
-            return index[name]
-
-        device_at = []
-        for device in devices:
-            block = [at(f"{device}.queue"), at(f"{device}.wait"), at(f"{device}.free_memory")]
-            block += [i for n, i in index.items() if n.startswith(f"{device}.resident=")]
-            device_at.append([*block, at(f"{device}.utilization")])
-        est_at = [[at(f"est:{p}@{d}") for d in devices] for p in plans]
-        used = {i for block in device_at for i in block} | {i for row in est_at for i in row}
-        groups = [_DEVICE_COPY.sub("", device) for device in devices]
-        group_ids = {group: k for k, group in enumerate(dict.fromkeys(groups))}
-        return cls(
-            shared_at=[i for i in range(len(feature_names)) if i not in used],
-            device_at=device_at,
-            est_at=est_at,
-            group_of=[group_ids[g] for g in groups],
-        )
-
-
-_DEVICE_COPY = re.compile(r"\.\d+$")  # "t4-0.3" is copy 3 of scenario entry "t4-0"
-
-
-def _mlp(sizes: list[int], activation: type[torch.nn.Module]) -> torch.nn.Sequential:
-    layers: list[torch.nn.Module] = []
-    for n_in, n_out in itertools.pairwise(sizes):
-        layers += [torch.nn.Linear(n_in, n_out), activation()]
-    return torch.nn.Sequential(*layers[:-1])  # no activation after the output layer
-
-
-class ActionScorer(torch.nn.Module):
-    """Scores every (plan, device) action with one small network shared by all of them.
-
-    Its input for action (p, d) is what that action depends on: the task's and the cluster's
-    features, device d's block, the action's own expected completion ``est``, and one-hot codes
-    of plan p and of device d's group; a learnt per-action bias adds what is particular to one
-    action. What is learnt about one device carries over to the others, so 64 GPUs cost about
-    what 3 do. Reject has its own score from the shared features. The critic is a plain MLP
-    over the whole observation. Plays the role of SB3's ``MlpExtractor``: the actor's latent
-    output *is* the action logits.
-
-    The first layer is applied to each part of the input separately and the parts summed
-    (the same function as one layer over the concatenation), so that the work per observation
-    grows with plans + devices, not with their product, until the hidden layers.
-    """
-
-    def __init__(
-        self,
-        layout: ActionLayout,
-        features_dim: int,
-        pi_arch: list[int],
-        vf_arch: list[int],
-        activation: type[torch.nn.Module],
-    ):
-        super().__init__()
-        if not pi_arch:
-            raise ValueError("ActionScoringPolicy: net_arch pi needs at least one hidden layer")
-        n_plans, n_devices = len(layout.est_at), len(layout.device_at)
-        n_groups = max(layout.group_of) + 1
-        self.n_plans, self.n_devices = n_plans, n_devices
-        self.register_buffer("shared_at", torch.tensor(layout.shared_at), persistent=False)
-        self.register_buffer("device_at", torch.tensor(layout.device_at), persistent=False)
-        self.register_buffer("est_at", torch.tensor(layout.est_at), persistent=False)
-        codes = torch.zeros(n_plans, n_devices, n_plans + n_groups)
-        for p in range(n_plans):
-            codes[p, :, p] = 1.0
-            for d, group in enumerate(layout.group_of):
-                codes[p, d, n_plans + group] = 1.0
-        self.register_buffer("codes", codes, persistent=False)
-        width, n_shared = pi_arch[0], len(layout.shared_at)
-        self.from_shared = torch.nn.Linear(n_shared, width)
-        self.from_device = torch.nn.Linear(len(layout.device_at[0]), width, bias=False)
-        self.from_est = torch.nn.Linear(1, width, bias=False)
-        self.from_codes = torch.nn.Linear(codes.shape[-1], width, bias=False)
-        self.activation = activation()
-        self.score = _mlp([*pi_arch, 1], activation)
-        self.reject = _mlp([n_shared, *pi_arch, 1], activation)
-        self.bias = torch.nn.Parameter(torch.zeros(n_plans * n_devices + 1))
-        self.critic = (
-            torch.nn.Sequential(_mlp([features_dim, *vf_arch], activation), activation())
-            if vf_arch
-            else torch.nn.Identity()
-        )
-        self.latent_dim_pi = n_plans * n_devices + 1
-        self.latent_dim_vf = vf_arch[-1] if vf_arch else features_dim
-
-    def quiet_outputs(self) -> None:
-        """Near-zero output layers, so that training starts from a near-uniform policy."""
-        for head in (self.score, self.reject):
-            torch.nn.init.orthogonal_(head[-1].weight, gain=0.01)
-            torch.nn.init.zeros_(head[-1].bias)
-
-    def forward_actor(self, obs: torch.Tensor) -> torch.Tensor:
-        batch = obs.shape[0]
-        shared = obs[:, self.shared_at]
-        hidden = self.activation(
-            self.from_shared(shared)[:, None, None, :]
-            + self.from_device(obs[:, self.device_at])[:, None, :, :]
-            + self.from_est(obs[:, self.est_at][..., None])
-            + self.from_codes(self.codes)
-        )
-        scores = self.score(hidden).reshape(batch, self.n_plans * self.n_devices)
-        return torch.cat([scores, self.reject(shared)], dim=1) + self.bias
-
-    def forward_critic(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.critic(obs)
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.forward_actor(obs), self.forward_critic(obs)
-
-
-class _ScoringPolicyMixin:
-    """Swaps SB3's MLP actor for an :class:`ActionScorer` (kwarg ``layout``, an
-    :class:`ActionLayout` as a dict; ``net_arch`` as usual: ``pi`` sizes the scorer's hidden
-    layers, ``vf`` the critic's)."""
-
-    def __init__(self, *args: Any, layout: dict[str, Any], **kwargs: Any):
-        self.layout = ActionLayout(**layout)
-        super().__init__(*args, **kwargs)
-
-    def _build_mlp_extractor(self) -> None:
-        arch = self.net_arch
-        pi_arch, vf_arch = (arch["pi"], arch["vf"]) if isinstance(arch, dict) else (arch, arch)
-        self.mlp_extractor = ActionScorer(
-            self.layout, self.features_dim, list(pi_arch), list(vf_arch), self.activation_fn
-        )
-
-    def _build(self, lr_schedule: Any) -> None:
-        super()._build(lr_schedule)
-        self.action_net = torch.nn.Identity()  # the scorer's output already is the logits
-        self.mlp_extractor.quiet_outputs()
-        self.optimizer = self.optimizer_class(
-            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
-        )
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data["layout"] = dataclasses.asdict(self.layout)
-        return data
-
-
-class ActionScoringPolicy(_ScoringPolicyMixin, ActorCriticPolicy):
-    """PPO's actor-critic with an :class:`ActionScorer` actor."""
-
-
-class MaskableActionScoringPolicy(_ScoringPolicyMixin, MaskableActorCriticPolicy):
-    """MaskablePPO's actor-critic with an :class:`ActionScorer` actor."""
-
-
-POLICIES = ("MlpPolicy", "ActionScoringPolicy")
-"""What ``policy`` may name: SB3's MLP, or the shared action scorer."""
-
-
 # --- learners ----------------------------------------------------------------------------------
 
 
@@ -684,7 +497,6 @@ class SB3Learner:
     name: ClassVar[str]
     algorithm: ClassVar[type[BaseAlgorithm]]
     eval_callback: ClassVar[type[EvalCallback]]
-    scoring_policy: ClassVar[type[ActorCriticPolicy]]
     value_label: ClassVar[str] = "probability"
 
     def __init__(self, env: gym.Env, seed: int | None = None, **hyperparameters: Any):
@@ -793,27 +605,14 @@ class SB3Learner:
                 eval_env.close()
 
     def _build(self, envs: VecEnv, seed: int, tensorboard: str | None) -> BaseAlgorithm:
-        arguments = self.settings.algo_arguments()
-        policy: Any = self.settings.policy
-        if policy == "ActionScoringPolicy":
-            if self.feature_names is None or self.action_labels is None:
-                raise ValueError(
-                    "policy ActionScoringPolicy: the env has no feature_names / action_labels"
-                )
-            layout = ActionLayout.of(self.feature_names, self.action_labels)
-            policy = self.scoring_policy
-            arguments["policy_kwargs"] = {
-                **arguments.get("policy_kwargs", {}),
-                "layout": dataclasses.asdict(layout),
-            }
         return self.algorithm(
-            policy,
+            self.settings.policy,
             envs,
             seed=seed,
             device="cpu",
             tensorboard_log=tensorboard,
             verbose=0,
-            **arguments,
+            **self.settings.algo_arguments(),
         )
 
     @staticmethod
@@ -940,7 +739,6 @@ class MaskablePPOAgent(SB3Learner):
     name = "maskable-ppo"
     algorithm = MaskablePPO
     eval_callback = MaskableEvalCallback
-    scoring_policy = MaskableActionScoringPolicy
 
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
         action, _ = self._trained().predict(
@@ -965,7 +763,6 @@ class PPOAgent(SB3Learner):
     name = "ppo"
     algorithm = PPO
     eval_callback = EvalCallback
-    scoring_policy = ActionScoringPolicy
 
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
         return int(np.nanargmax(self.action_values(observation, mask)))

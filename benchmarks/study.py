@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     study = _collect(out, scenarios, policies, seeds, args.agents)
     (out / "study.json").write_text(json.dumps(study, indent=1, allow_nan=True) + "\n")
-    table = format_markdown(study)
+    table = format_summary(study) + "\n\n" + format_markdown(study)
     (out / "study.md").write_text(table + "\n")
     print(table)
     return 0
@@ -320,6 +320,28 @@ def format_markdown(study: dict[str, Any]) -> str:
         lines.append("")
         lines.append(_target_line(t))
         lines.append("")
+    return "\n".join(lines)
+
+
+def format_summary(study: dict[str, Any]) -> str:
+    """One row per scenario: episode return of the best non-oracle baseline, each learner and
+    the oracle (mean ± 95 % CI over seeds), and MaskablePPO's paired difference from the best
+    baseline."""
+    entries = study["scenarios"]
+    agents = [a for a in LEARNERS if all(a in e["rows"] for e in entries.values())]
+    head = ["scenario", "best baseline", *agents, "oracle (bound)"]
+    if "maskable-ppo" in agents:
+        head.append("PPO − best, paired")
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for scenario, entry in entries.items():
+        rows, t = entry["rows"], entry["targets"]
+        best = t["best_baseline"]
+        star = " *" if entry["collaborative"] else ""
+        cells = [f"{scenario}{star}", f"{best} {_pm(rows[best]['episode_return'], 1)}"]
+        cells += [_pm(rows[p]["episode_return"], 1) for p in [*agents, "oracle"]]
+        if "maskable-ppo" in agents:
+            cells.append(_pm(t["maskable-ppo"][best]["paired_difference"], 1))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -21,7 +21,6 @@ from mtenv.agents.hyperparams import hyperparameters_for
 from mtenv.agents.ppo import (
     AGENT_FILE,
     META_MEMBER,
-    ActionLayout,
     DecisionCredit,
     MaskablePPOAgent,
     PPOAgent,
@@ -126,21 +125,15 @@ def clear_winner(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
-    """Briefly trained MaskablePPO and PPO agents, with either policy network, on a scenario
-    whose masks vary."""
+    """Briefly trained MaskablePPO and PPO agents on a scenario whose masks vary."""
     folder = tmp_path_factory.mktemp("mixed")
     config = scenario_config(folder, MIXED_TYPES)
     env = config.make()
     agents = {}
-    for name, cls, policy in (
-        ("maskable-ppo", MaskablePPOAgent, "MlpPolicy"),
-        ("ppo", PPOAgent, "MlpPolicy"),
-        ("maskable-ppo-scoring", MaskablePPOAgent, "ActionScoringPolicy"),
-        ("ppo-scoring", PPOAgent, "ActionScoringPolicy"),
-    ):
-        agent = cls(env, **{**TINY_PPO, "policy": policy})
-        agent.learn(config, 256, seed=1, run_dir=folder / name, callback=Recorder())
-        agents[name] = agent
+    for cls in (MaskablePPOAgent, PPOAgent):
+        agent = cls(env, **TINY_PPO)
+        agent.learn(config, 256, seed=1, run_dir=folder / cls.kind, callback=Recorder())
+        agents[cls.kind] = agent
     yield agents, env
     env.close()
 
@@ -173,10 +166,10 @@ def test_action_values_are_probabilities_over_the_valid_actions(mixed):
         obs, _, _, _, info = env.step(int(np.flatnonzero(mask)[0]))
 
 
-@pytest.mark.parametrize("name", ["maskable-ppo", "ppo", "maskable-ppo-scoring", "ppo-scoring"])
-def test_act_never_breaks_the_mask(mixed, name):
+@pytest.mark.parametrize("kind", ["maskable-ppo", "ppo"])
+def test_act_never_breaks_the_mask(mixed, kind):
     agents, env = mixed
-    agent = agents[name]
+    agent = agents[kind]
     decisions = episode_observations(env, agent, seed=2)
     assert any(mask.sum() < len(mask) for _, mask in decisions)  # the masks do forbid actions
     for obs, mask in decisions:
@@ -201,49 +194,6 @@ def test_save_and_load_give_identical_actions(clear_winner, tmp_path):
         np.testing.assert_array_equal(
             loaded.action_values(obs, mask), agent.action_values(obs, mask)
         )
-
-
-@pytest.mark.parametrize("name", ["maskable-ppo-scoring", "ppo-scoring"])
-def test_a_scoring_policy_agent_saves_and_loads(mixed, name, tmp_path):
-    agents, env = mixed
-    agent = agents[name]
-    agent.save(tmp_path)
-    loaded = type(agent).load(tmp_path, env)
-    for obs, mask in episode_observations(env, agent, seed=5):
-        np.testing.assert_array_equal(
-            loaded.action_values(obs, mask), agent.action_values(obs, mask)
-        )
-
-
-def test_action_layout_finds_each_actions_inputs(mixed):
-    _, env = mixed
-    names, labels = env.unwrapped.feature_names, env.unwrapped.action_labels
-    layout = ActionLayout.of(names, labels)
-    n_devices = len(layout.device_at)
-    for action, label in enumerate(labels[:-1]):
-        plan, device = divmod(action, n_devices)
-        assert names[layout.est_at[plan][device]] == f"est:{label}"
-        device_name = label.rsplit("@", 1)[1]
-        block = [names[i] for i in layout.device_at[device]]
-        assert block[0] == f"{device_name}.queue" and block[-1] == f"{device_name}.utilization"
-    shared = [names[i] for i in layout.shared_at]
-    assert shared[:3] == ["task.type=classify", "task.type=localize", "task.priority"]
-    assert not any(name.startswith("est:") for name in shared)
-    assert layout.group_of == [0, 1]  # a T4 and an L4: two kinds
-
-
-def test_action_layout_groups_copies_of_one_device_entry():
-    names = ["task.priority"]
-    devices = ["t4-0.0", "t4-0.1", "a100-1"]
-    for dev in devices:
-        names += [f"{dev}.queue", f"{dev}.wait", f"{dev}.free_memory", f"{dev}.resident=m"]
-        names.append(f"{dev}.utilization")
-    labels = [f"m@{dev}" for dev in devices] + ["reject"]
-    names += [f"est:{label}" for label in labels[:-1]]
-    layout = ActionLayout.of(names, labels)
-    assert layout.group_of == [0, 0, 1]
-    with pytest.raises(ValueError, match=r"no 't4-0\.0\.utilization'"):
-        ActionLayout.of([n for n in names if n != "t4-0.0.utilization"], labels)
 
 
 def rewrite_zip(source: Path, target: Path, changes: dict[str, bytes | None]) -> None:
@@ -462,6 +412,8 @@ def test_every_env_id_has_valid_hyperparameters(kind, env_id):
     [
         ({"n_step": 64}, "unknown MaskablePPO hyperparameter.*n_step"),
         ({"vec_env": "ray"}, "vec_env: expected one of"),
+        ({"policy": "CnnPolicy"}, "policy: expected MlpPolicy"),
+        ({"credit": "later"}, "credit: expected one of"),
         ({"n_envs": 0}, "n_envs: expected an integer >= 1"),
         ({"learning_rate": "fast"}, "learning_rate: expected a number or 'lin_<number>'"),
         ({"policy_kwargs": {"activation_fn": "swish"}}, "activation_fn: expected one of"),
