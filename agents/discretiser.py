@@ -39,11 +39,12 @@ These are what decides the reward of one allocation in every shipped scenario: t
 which plans can serve the task at all, difficulty decides whether a cheap model answers it
 correctly or an accurate (slower, dearer) plan is worth it, priority scales the whole reward, and
 the earliest achievable completion says how loaded the cluster is, that is whether a slow plan
-would still finish within the SLO, or rejecting is better. They do not grow with the cluster (at
-most 2 · 3 · 2 · 4 = 48 states), so the table stays learnable within a small budget on any
+would still finish within the SLO, or rejecting is better. They do not grow with the cluster (48
+states with two task types), so the table stays learnable within a small budget on any
 scenario. On small clusters, per-device waits (``"<device>.wait"``) or the least-loaded device
-(``"*.wait"`` with ``argmin``) let the agent balance load; the per-scenario choices live in
-``agents/hyperparams/tabular.yml``.
+(``"*.wait"`` with ``argmin``) can show the agent where load builds; the per-scenario choices
+live in ``agents/hyperparams/tabular.yml`` (on the shipped scenarios, coarse states learned
+better than fine ones within the budget).
 
 The table is capped (:attr:`DiscretiserConfig.max_table_entries` Q-values in all) so that a spec
 with too many bins fails at once with a clear message rather than exhausting memory.

@@ -30,19 +30,21 @@ state, over its valid actions. Every transition, the final ones included, is lea
 **Delayed rewards.** The env credits a task's reward when its fate is settled, some steps after
 it was allocated (a few on the small scenarios, hundreds on ``large_cluster``). A one-step update
 then credits mostly other decisions' outcomes: only what shows within a step (a rejection, a task
-answered before the next arrives) or through the next state reaches the action that caused it,
-and on most shipped scenarios the greedy choice between plans came out close to chance. An
-n-step return that spans the typical delay brings each task's own reward into its action's
-target; ``agents/hyperparams/tabular.yml`` sets n per scenario from the measured delays.
+answered before the next arrives) or through the next state reaches the action that caused it.
+On several shipped scenarios the one-step Q-values of a state came out within noise of each other
+and the greedy choice between plans was a lottery across seeds. An n-step return that spans the
+typical delay brings each task's own reward into its action's target;
+``agents/hyperparams/tabular.yml`` sets n per scenario from the measured delays.
 
 **Schedules** (hyperparameters, see :class:`TabularHyperparameters`): ε is linear from
 ``start`` to ``end`` over the first ``fraction`` of the run's ``total_steps`` and constant after;
 α is either linear the same way or per (state, action) ``α = max(min, n^-power)`` with ``n`` the
 number of updates of that entry, this one included. The defaults (γ 0.9, α 0.1 → 0.02 over the
-run, ε 1 → 0.1 over its first half) are what worked on the shipped scenarios. Ending with little
-exploration did worse: the actions rarely tried late keep values learned under the early, worse
-policy (every value contains the mean reward of the policy), so whichever action was greedy when
-the policy improved stays greedy. ε staying at 0.1 keeps every entry tracking the current policy.
+run, ε 1 → 0.1 over its first half) are what worked on the shipped scenarios. The first trials
+(visit-count α, ε ending at 0.02) did worse: the actions rarely tried late kept values learned
+under the early, worse policy (every value contains the mean reward of the policy), so whichever
+action was greedy when the policy improved stayed greedy. ε staying at 0.1 keeps every entry
+tracking the current policy.
 
 **Files.** ``save`` writes ``agent.npz`` (no pickle: numbers, strings and JSON strings only) with
 a format marker and version, the kind, Q, visit counts, the discretiser's configuration, the
