@@ -35,6 +35,7 @@ import importlib.util
 import inspect
 import json
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
     "leaky_relu": torch.nn.LeakyReLU,
 }
 _EVAL_SEED_OFFSET = 1_000_003  # keeps evaluation episodes apart from the training seeds
+_MIXED_ENV_TYPES = "Training and eval env are not of the same type"  # SB3's expected warning
 
 
 # --- hyperparameters ---------------------------------------------------------------------------
@@ -591,12 +593,15 @@ class SB3Learner:
                 )
                 _restore_evaluations(evaluator, start)
                 callbacks.append(evaluator)
-            self.model.learn(
-                total_timesteps=total_steps - start,
-                callback=CallbackList(callbacks),
-                reset_num_timesteps=False,
-                tb_log_name="run",
-            )
+            with warnings.catch_warnings():
+                # Evaluation runs one in-process env beside the training workers on purpose.
+                warnings.filterwarnings("ignore", message=_MIXED_ENV_TYPES, category=UserWarning)
+                self.model.learn(
+                    total_timesteps=total_steps - start,
+                    callback=CallbackList(callbacks),
+                    reset_num_timesteps=False,
+                    tb_log_name="run",
+                )
             if checkpointer.last != self.model.num_timesteps:
                 checkpointer.save()
         finally:

@@ -60,13 +60,8 @@ def learner_class(kind: str) -> type[Learner]:
             "expected-sarsa": tabular.ExpectedSarsa,
         }[kind]
     if kind in ("ppo", "maskable-ppo"):
-        try:
-            from mtenv.agents import ppo
-        except ImportError as exc:
-            raise TrainingError(
-                f"agent {kind!r} needs stable-baselines3 and sb3-contrib: "
-                f'pip install "mtenv-alloc[train]" ({exc})'
-            ) from None
+        from mtenv.agents import ppo  # the train extra: the CLI names it when missing
+
         return ppo.PPOAgent if kind == "ppo" else ppo.MaskablePPOAgent
     raise TrainingError(f"--agent: expected one of {', '.join(LEARNERS)}, got {kind!r}")
 

@@ -40,9 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return EXIT_BAD_INPUT
+    from gymnasium.error import DependencyNotInstalled
+
     from mtenv.agents.base import AgentLoadError
     from mtenv.agents.hyperparams import HyperparameterError
     from mtenv.agents.training import TrainingError
+    from mtenv.extras import missing_extra_message
     from mtenv.scenario import ScenarioError
     from mtenv.zoo import ZooError
 
@@ -57,6 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         TrainingError,
     ) as exc:
         print(f"mtenv: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (ImportError, DependencyNotInstalled) as exc:
+        message = missing_extra_message(exc)
+        if message is None:
+            raise
+        print(f"mtenv: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # the reader went away (``mtenv run | head``): not an error
         sys.stderr.close()

@@ -18,7 +18,7 @@ from gymnasium import spaces
 from mtenv.catalog import ActionCatalog, build_catalog
 from mtenv.inference import InferenceEngine
 from mtenv.reward import TaskReward
-from mtenv.scenario import Scenario, load_scenario
+from mtenv.scenario import Scenario, load_scenario, shipped_scenarios
 from mtenv.simulator import Simulator
 from mtenv.snapshot import outcome_of, take_snapshot
 from mtenv.types import Task, TaskStatus
@@ -208,8 +208,9 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Arguments
 
-    * ``scenario``: a shipped scenario name (``"quickstart"``), a YAML path, or a
-      :class:`~mtenv.scenario.Scenario`.
+    * ``scenario`` (required): a shipped scenario name (``"quickstart"``), a YAML path, or a
+      :class:`~mtenv.scenario.Scenario`. The per-scenario ids pass it for you;
+      ``mtenv/TaskAllocation-v0`` needs it (``ValueError`` listing the shipped names otherwise).
     * ``render_mode``: ``None``, ``"rgb_array"`` (:meth:`render` returns a 720×1280×3 uint8
       frame), ``"human"`` (a window, drawn at every ``reset``/``step``) or ``"ansi"`` (a text
       snapshot of the cluster). The two pygame modes need ``pip install "mtenv-alloc[render]"``.
@@ -233,7 +234,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
 
     def __init__(
         self,
-        scenario: str | Path | Scenario = "quickstart",
+        scenario: str | Path | Scenario | None = None,
         render_mode: str | None = None,
         inference: str | None = None,
         device: str | None = None,
@@ -244,6 +245,13 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             raise ValueError(
                 f"render_mode: expected one of {self.metadata['render_modes']} or None, "
                 f"got {render_mode!r}"
+            )
+        if scenario is None:
+            raise ValueError(
+                "scenario: required, a shipped name ("
+                + ", ".join(shipped_scenarios())
+                + "), a YAML path or a Scenario; or make a per-scenario id such as "
+                "mtenv/Quickstart-v0"
             )
         loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         if episode_tasks is not None:

@@ -23,15 +23,21 @@ class ProgressBar:
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self._start = time.perf_counter()
         self._start_done: int | None = None
+        self._warmed_up = False
         self._last_draw = 0.0
         self._last_tenth = -1
         self._line = ""
 
     def update(self, done: int, note: str = "") -> None:
         """Report ``done`` units finished (absolute, not an increment)."""
+        now = time.perf_counter()
         if self._start_done is None:
             self._start_done = done  # a resumed job: rates count from here
-        now = time.perf_counter()
+        elif not self._warmed_up and done > self._start_done:
+            # Rates count from the first progress: start-up (worker processes, the first
+            # rollout) would otherwise make the first estimates far too long.
+            self._warmed_up = True
+            self._start, self._start_done = now, done
         tenth = 10 * min(done, self.total) // self.total
         if self.interactive:
             if now - self._last_draw < 0.1 and done < self.total:

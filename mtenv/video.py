@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mtenv.extras import install_hint
+
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
@@ -57,7 +59,7 @@ def _write_gif(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
     try:
         from PIL import Image
     except ImportError:
-        raise VideoError(f'{path}: GIF needs Pillow: pip install "mtenv-alloc[render]"') from None
+        raise VideoError(f"{path}: GIF needs Pillow: {install_hint('render')}") from None
     images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
     images[0].save(
         path,
@@ -74,7 +76,7 @@ def _write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
         import imageio.v2 as imageio
     except ImportError:
         raise VideoError(
-            f'{path}: MP4 needs imageio and imageio-ffmpeg: pip install "mtenv-alloc[render]"'
+            f"{path}: MP4 needs imageio and imageio-ffmpeg: {install_hint('render')}"
         ) from None
     # macro_block_size=1 keeps odd frame sizes as they are instead of resizing with a warning.
     with imageio.get_writer(path, format="FFMPEG", fps=fps, macro_block_size=1) as writer:

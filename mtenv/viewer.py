@@ -10,12 +10,15 @@ colour blindness; priorities are told apart by shape and outline, not colour alo
 from __future__ import annotations
 
 import math
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium.error import DependencyNotInstalled
 
+from mtenv.extras import install_hint
 from mtenv.snapshot import OUTCOMES, DeviceView, Snapshot
 
 FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans.ttf"
@@ -47,7 +50,7 @@ OUTCOME_COLOURS = {
     "rejected": (120, 120, 120),
     "dropped": REDDISH_PURPLE,
 }
-INSTALL_HINT = 'pygame is not installed; run `pip install "mtenv-alloc[render]"`'
+INSTALL_HINT = "pygame is not installed; run " + install_hint("render")
 
 
 def _bytes(n: float) -> str:
@@ -55,6 +58,26 @@ def _bytes(n: float) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n:.0f} B"
+
+
+def _init_display(pg: Any) -> None:
+    """``pygame.display.init()``, on the offscreen driver where Linux has no display to open.
+
+    SDL falls back to that driver by itself, but first prints an error about
+    ``XDG_RUNTIME_DIR`` on stderr; choosing it up front keeps headless runs (``check_env``,
+    CI) quiet. An explicit ``SDL_VIDEODRIVER`` always wins.
+    """
+    headless = sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+    if "SDL_VIDEODRIVER" in os.environ or not headless:
+        pg.display.init()
+        return
+    os.environ["SDL_VIDEODRIVER"] = "offscreen"
+    try:
+        pg.display.init()
+    finally:
+        del os.environ["SDL_VIDEODRIVER"]
 
 
 def _fmt(value: float, spec: str, missing: str = "–") -> str:
@@ -76,6 +99,7 @@ class Viewer:
     def __init__(self, render_mode: str = "rgb_array", render_fps: int = 30):
         if render_mode not in ("rgb_array", "human"):
             raise ValueError(f"render_mode: expected 'rgb_array' or 'human', got {render_mode!r}")
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keeps stdout for results
         try:
             import pygame
         except ImportError as err:
@@ -110,7 +134,7 @@ class Viewer:
         pg = self.pg
         if self.window is None:
             if not pg.display.get_init():
-                pg.display.init()
+                _init_display(pg)
                 self._opened_display = True
             self.window = pg.display.set_mode((WIDTH, HEIGHT))
             pg.display.set_caption("mtenv")

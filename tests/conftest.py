@@ -32,6 +32,12 @@ BASE_SCENARIO: dict[str, Any] = {
 }
 
 
+def registered_kwargs(env_id: str) -> dict[str, Any]:
+    """What ``gym.make(env_id)`` needs besides the id: the any-scenario id requires a scenario
+    (quickstart here); the per-scenario ids need nothing."""
+    return {"scenario": "quickstart"} if env_id == "mtenv/TaskAllocation-v0" else {}
+
+
 def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``changes`` merged in recursively. Lists are replaced, and so is an
     ``arrivals`` block, whose fields depend on its process."""

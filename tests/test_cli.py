@@ -365,3 +365,49 @@ def test_scenarios_schema_out_must_be_a_writable_file(
     code, out, err = run_cli(capsys, "scenarios", "schema", "--out", str(out_path))
     assert (code, out) == (2, "")
     assert err.startswith("mtenv: error: --out: ")
+
+
+# --- optional extras -------------------------------------------------------------------------
+
+
+def _without(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
+    """Make ``modules`` unimportable, as if their extra were not installed."""
+    import mtenv.agents
+
+    for name in modules:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "mtenv.agents.ppo", raising=False)
+    monkeypatch.delattr(mtenv.agents, "ppo", raising=False)
+
+
+@pytest.mark.parametrize(
+    ("missing", "extra", "argv"),
+    [
+        (("pygame",), "render", ["render", "--steps", "2", "--out", "{tmp}/run.gif"]),
+        (("matplotlib",), "render", ["plot", "{run}", "--out", "{tmp}/plots"]),
+        (
+            ("sb3_contrib", "stable_baselines3"),
+            "train",
+            ["train", "--scenario", "quickstart", "--agent", "maskable-ppo", "--out", "{tmp}/ppo"],
+        ),
+    ],
+)
+def test_a_missing_extra_is_one_line_naming_the_install_command(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    missing: tuple[str, ...],
+    extra: str,
+    argv: list[str],
+) -> None:
+    run = tmp_path / "recorded"
+    if "plot" in argv:
+        assert run_cli(capsys, *RUN, "--episodes", "1", "--out", str(run))[0] == 0
+    _without(monkeypatch, *missing)
+    argv = [a.format(tmp=tmp_path, run=run) for a in argv]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == EXIT_BAD_INPUT
+    assert len(err.splitlines()) == 1, err
+    assert f'pip install "mtenv-alloc[{extra}]"' in err
+    assert f'in a source checkout: pip install ".[{extra}]"' in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["recorded"] if run.exists() else [])

@@ -18,7 +18,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import first_valid, play
+from conftest import first_valid, play, registered_kwargs
 from gymnasium.utils.env_checker import check_env, data_equivalence
 
 import mtenv
@@ -45,7 +45,9 @@ ALLOWED_WARNINGS = (
 
 def _make(env_id: str, **kwargs) -> gym.Env:
     """A short, memoized episode of ``env_id``."""
-    return gym.make(env_id, inference="memoized", episode_tasks=SHORT, **kwargs)
+    return gym.make(
+        env_id, inference="memoized", episode_tasks=SHORT, **registered_kwargs(env_id), **kwargs
+    )
 
 
 def test_every_shipped_scenario_has_an_id():
@@ -370,3 +372,13 @@ def test_ansi_render_shows_the_cluster(make_env):
 def test_bad_render_mode_is_refused():
     with pytest.raises(ValueError, match="render_mode"):
         TaskAllocationEnv("quickstart", render_mode="human-ish")
+
+
+def test_any_scenario_id_requires_a_scenario_and_lists_the_shipped_ones():
+    with pytest.raises(ValueError, match="scenario: required") as error:
+        gym.make("mtenv/TaskAllocation-v0")
+    for name in mtenv.ENV_IDS.values():
+        assert name in str(error.value)
+    env = gym.make("mtenv/TaskAllocation-v0", scenario="edge_burst")
+    assert env.unwrapped.scenario.name == "edge_burst"
+    env.close()

@@ -6,12 +6,14 @@ conftest.py sets ``SDL_VIDEODRIVER=dummy`` before anything imports pygame.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import registered_kwargs
 from gymnasium.error import DependencyNotInstalled
 from gymnasium.utils.env_checker import check_env
 
@@ -26,7 +28,9 @@ SHORT = 30
 
 
 def _make(env_id: str, **kwargs) -> gym.Env:
-    return gym.make(env_id, inference="memoized", episode_tasks=SHORT, **kwargs)
+    return gym.make(
+        env_id, inference="memoized", episode_tasks=SHORT, **registered_kwargs(env_id), **kwargs
+    )
 
 
 def _cycle(info, i: int) -> int:
@@ -183,8 +187,9 @@ def test_snapshot_outcomes_are_bounded_and_episode_end_renders():
 
 def test_missing_pygame_raises_dependency_not_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "pygame", None)
-    with pytest.raises(DependencyNotInstalled, match=r'pip install "mtenv-alloc\[render\]"'):
+    with pytest.raises(DependencyNotInstalled, match=r'pip install "mtenv-alloc\[render\]"') as err:
         Viewer("rgb_array")
+    assert 'in a source checkout: pip install ".[render]"' in str(err.value)
 
 
 def test_font_is_shipped_and_simulator_stays_pygame_free(tmp_path):
@@ -204,3 +209,25 @@ def _snapshot() -> Snapshot:
     env = TaskAllocationEnv("quickstart", inference="memoized", episode_tasks=5)
     env.reset(seed=0)
     return env.snapshot()
+
+
+def test_headless_rendering_keeps_stderr_and_stdout_clean(tmp_path):
+    """No display, no ``SDL_VIDEODRIVER``: ``check_env`` (which renders every mode, ``human``
+    included) prints neither SDL's ``XDG_RUNTIME_DIR`` error nor pygame's greeting."""
+    import subprocess
+
+    code = (
+        "import gymnasium as gym, mtenv\n"
+        "from gymnasium.utils.env_checker import check_env\n"
+        "env = gym.make('mtenv/Quickstart-v0', inference='memoized', episode_tasks=5)\n"
+        "check_env(env.unwrapped)\n"
+        "print('checked')\n"
+    )
+    hidden = ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in hidden and "PYGAME" not in k}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "checked\n"
+    assert done.stderr == ""

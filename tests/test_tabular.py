@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
-from conftest import BASE_SCENARIO, merge, tiny_scenario
+from conftest import BASE_SCENARIO, merge, registered_kwargs, tiny_scenario
 from mtenv.agents.base import AgentLoadError, EnvConfig, Learner
 from mtenv.agents.discretiser import (
     Discretiser,
@@ -72,7 +72,8 @@ def one_device(tmp_path: Path):
 def shipped_envs():
     """One env of every registered id (the shipped scenarios and the default), built once."""
     envs = {
-        env_id: gym.make(env_id, episode_tasks=1) for env_id in [*mtenv.ENV_IDS, DEFAULT_ENV_ID]
+        env_id: gym.make(env_id, episode_tasks=1, **registered_kwargs(env_id))
+        for env_id in [*mtenv.ENV_IDS, DEFAULT_ENV_ID]
     }
     yield envs
     for env in envs.values():

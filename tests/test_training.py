@@ -297,3 +297,16 @@ def test_progress_on_a_terminal_redraws_one_line() -> None:
     bar.close()
     assert stream.text.startswith("\rtrain [") and stream.text.endswith("\n")
     assert stream.text.count("\n") == 1
+
+
+def test_progress_eta_leaves_out_the_start_up(monkeypatch) -> None:
+    from mtenv import progress
+
+    clock = iter([0.0, 0.0, 60.0, 61.0])  # built, 0 done, start-up took a minute, 1 s per 10
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    stream = _Stream(tty=False)
+    bar = progress.ProgressBar(100, "train", stream)
+    bar.update(0)
+    bar.update(10)  # the first progress: rates count from here
+    bar.update(20)
+    assert stream.text.splitlines()[-1].endswith("· 10/s · eta 8s")
