@@ -137,7 +137,7 @@ def explain(
     by_diff: dict[str, dict[str, float]] = {}
     by_load: dict[str, dict[str, float]] = {}
     for d in decisions:
-        level = f"L{round(float(d.observation[i_diff]) * (levels - 1))}"
+        level = _level(float(d.observation[i_diff]), levels)
         band = _band(float(d.observation[i_rate]))
         if d.action == env.reject_action:
             plan = device = "reject"
@@ -159,6 +159,12 @@ def explain(
         counts_by_difficulty=counts_diff,
         counts_by_load=counts_load,
     )
+
+
+def _level(difficulty: float, levels: int) -> str:
+    """The corruption level behind the observation's ``task.difficulty`` (level ÷ hardest), as
+    ``L0`` … ``L4``: the scale of the zoo card and the viewer."""
+    return f"L{round(difficulty * (levels - 1))}"
 
 
 def _n_levels() -> int:
@@ -218,9 +224,12 @@ def _format_decision(
 ) -> list[str]:
     obs = dict(zip(names, d.observation.tolist(), strict=True))
     task_type = next(n.split("=", 1)[1] for n in names if n.startswith("task.type=") and obs[n])
+    # The observation holds weight ÷ largest weight; people read the scenario's weight.
+    weights = env.sim.generator.priority_weights
+    priority = float(weights[np.argmin(np.abs(weights / weights.max() - obs["task.priority"]))])
     head = (
         f"episode {d.episode} step {d.step}: task {task_type}, "
-        f"difficulty {obs['task.difficulty']:.2f}, priority {obs['task.priority']:.2f}; "
+        f"difficulty {_level(obs['task.difficulty'], _n_levels())}, priority {priority:g}; "
         f"load {obs['load.arrival_rate']:.2f}x, recent SLO misses {obs['load.slo_miss']:.0%}"
     )
     devices = "  ".join(

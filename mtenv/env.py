@@ -574,7 +574,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         if task is not None and not self._done:
             lines.append(
                 f"deciding task {task.id}: type={sim.task_types[task.type]} "
-                f"difficulty={task.difficulty} priority={task.priority:g} "
+                f"difficulty=L{task.difficulty} priority={task.priority:g} "
                 f"slo={1e3 * (task.deadline - task.arrival):.1f} ms"
             )
         if self._last_action >= 0:

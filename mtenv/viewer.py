@@ -298,7 +298,7 @@ class Viewer:
             self._mark(x + 10, y + 27, 14, t.type, t.priority_rank)
             self._text(f"task {t.id}: {t.type_name}", (x + 32, y + 24), "big", width=w - 42)
             self._text(
-                f"difficulty {t.difficulty}   priority {t.priority:g}", (x + 10, y + 50), "text"
+                f"difficulty L{t.difficulty}   priority {t.priority:g}", (x + 10, y + 50), "text"
             )
             colour = VERMILLION if t.slack_s < 0 else TEXT
             self._text(f"slack {t.slack_s * 1e3:,.1f} ms", (x + 10, y + 70), "text", colour)

@@ -411,3 +411,23 @@ def test_a_missing_extra_is_one_line_naming_the_install_command(
     assert f'pip install "mtenv-alloc[{extra}]"' in err
     assert f'in a source checkout: pip install ".[{extra}]"' in err
     assert sorted(p.name for p in tmp_path.iterdir()) == (["recorded"] if run.exists() else [])
+
+
+def test_explain_speaks_in_levels_and_priority_weights(capsys: pytest.CaptureFixture[str]) -> None:
+    """Difficulty as the card's levels (L0 … L4) and priority as the scenario's weights, the
+    scales of explain's own tables and of the viewer, never the observation's fractions."""
+    argv = ["explain", "least-loaded", "--scenario", "high_stakes_triage", "--samples", "8"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    heads = [line for line in out.splitlines() if line.startswith("episode ")]
+    assert len(heads) == 8
+    weights = {f"{p['weight']:g}" for p in _priorities("high_stakes_triage")}
+    for head in heads:
+        level = head.split("difficulty ", 1)[1].split(",")[0]
+        priority = head.split("priority ", 1)[1].split(";")[0]
+        assert level in {f"L{i}" for i in range(5)}, head
+        assert priority in weights, head
+
+
+def _priorities(name: str) -> list[dict]:
+    return yaml.safe_load(shipped_scenarios()[name].read_text())["workload"]["priorities"]
