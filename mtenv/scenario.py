@@ -202,7 +202,7 @@ class WorkloadConfig(_Strict):
 class DeviceConfig(_Strict):
     """One device (or ``count`` identical ones) of a catalogue kind, with optional overrides."""
 
-    kind: str = Field(description="catalogue device kind (t4, l4, a10g, a100, h100, ...)")
+    kind: str = Field(description="catalogue device kind: " + ", ".join(DEVICE_KINDS))
     count: Annotated[int, Field(ge=1, le=4096)] = Field(
         1, description="number of identical devices this entry stands for"
     )
@@ -432,45 +432,10 @@ class Scenario(_Strict):
     source: str | None = Field(None, exclude=True, description="file it was loaded from")
 
     @model_validator(mode="after")
-    def _check_names(self) -> Scenario:
-        from mtenv.zoo import MODEL_NAMES
-
-        problems: list[str] = []
-        for i, model in enumerate(self.models):
-            if model not in MODEL_NAMES:
-                problems.append(f"models[{i}]: {_unknown('model', model, MODEL_NAMES)}")
-        for i, plan in enumerate(self.plans):
-            for model in plan.model_names():
-                if model not in self.models:
-                    problems.append(
-                        f"plans[{i}]: expected models among the scenario's "
-                        f"({', '.join(self.models)}), got {model!r}"
-                    )
-        for i, dev in enumerate(self.devices):
-            if dev.kind not in DEVICE_KINDS:
-                problems.append(
-                    f"devices[{i}].kind: {_unknown('device kind', dev.kind, DEVICE_KINDS)}"
-                )
-            for j, model in enumerate(dev.resident):
-                if model not in self.models:
-                    problems.append(
-                        f"devices[{i}].resident[{j}]: expected one of the scenario's models "
-                        f"({', '.join(self.models)}), got {model!r}"
-                    )
-        if problems:
-            raise ValueError("\n".join(problems))
-        plans = self.plan_list()
-        names = [p.name for p in plans]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            problems.append(f"plans: expected unique plan names, got duplicates {duplicates}")
-        types = set(self.workload.task_types)
-        for i, plan in enumerate(plans):
-            if not types & set(plan.task_types):
-                problems.append(
-                    f"plans[{i}]: plan {plan.name!r} serves {list(plan.task_types)}, none of the "
-                    f"workload's task types {sorted(types)}"
-                )
+    def _check_references(self) -> Scenario:
+        problems = _reference_problems(
+            self.models, self.plans, self.devices, set(self.workload.task_types)
+        )
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -479,14 +444,7 @@ class Scenario(_Strict):
         """The plans on offer, in action order."""
         if self.plans:
             return [p.build() for p in self.plans]
-        types = set(self.workload.task_types)
-        defaults = [
-            MultiTaskPlanConfig(kind="multitask", model=m).build()
-            if len(_served_types((m,))) > 1
-            else SinglePlanConfig(model=m).build()
-            for m in self.models
-        ]
-        return [plan for plan in defaults if types & set(plan.task_types)]
+        return _default_plans(self.models, set(self.workload.task_types))
 
     def device_names(self) -> list[str]:
         """One unique name per device, in action order (``count`` entries expanded)."""
@@ -499,6 +457,105 @@ class Scenario(_Strict):
     def device_entries(self) -> list[DeviceConfig]:
         """The device entries expanded by ``count``, aligned with :meth:`device_names`."""
         return [dev for dev in self.devices for _ in range(dev.count)]
+
+
+def _reference_problems(
+    models: list[str] | None,
+    plans: list[Any] | None,
+    devices: list[DeviceConfig | None] | None,
+    task_types: set[str] | None,
+) -> list[str]:
+    """Every name that does not resolve: zoo models, device kinds, the models plans and devices
+    refer to, duplicate plan names, and plans that serve none of the workload's task types.
+
+    Works on parts validated one by one, so that a file with schema errors still has its names
+    checked in the same run: a part that failed its own validation is ``None`` and skipped.
+    """
+    from mtenv.zoo import MODEL_NAMES
+
+    problems: list[str] = []
+    offered = list(models or [])
+    for i, model in enumerate(offered):
+        if model not in MODEL_NAMES:
+            problems.append(f"models[{i}]: {_unknown('model', model, MODEL_NAMES)}")
+    known = [m for m in offered if m in MODEL_NAMES]
+    buildable: list[tuple[int, Plan]] = []
+    for i, plan in enumerate(plans or []):
+        if plan is None:
+            continue
+        missing = [m for m in plan.model_names() if m not in offered]
+        if models is not None and missing:
+            problems.append(
+                f"plans[{i}]: expected models among the scenario's "
+                f"({', '.join(offered)}), got {missing[0]!r}"
+            )
+        elif all(m in MODEL_NAMES for m in plan.model_names()):
+            buildable.append((i, plan.build()))
+    for i, dev in enumerate(devices or []):
+        if dev is None:
+            continue
+        if dev.kind not in DEVICE_KINDS:
+            problems.append(f"devices[{i}].kind: {_unknown('device kind', dev.kind, DEVICE_KINDS)}")
+        for j, model in enumerate(dev.resident):
+            if models is not None and model not in offered:
+                problems.append(
+                    f"devices[{i}].resident[{j}]: expected one of the scenario's models "
+                    f"({', '.join(offered)}), got {model!r}"
+                )
+    if plans is None or not plans:
+        buildable = list(enumerate(_default_plans(known, task_types or set())))
+    names = [plan.name for _, plan in buildable]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        problems.append(f"plans: expected unique plan names, got duplicates {duplicates}")
+    for i, plan in buildable:
+        if task_types is not None and not task_types & set(plan.task_types):
+            problems.append(
+                f"plans[{i}]: plan {plan.name!r} serves {list(plan.task_types)}, none of the "
+                f"workload's task types {sorted(task_types)}"
+            )
+    return problems
+
+
+def _default_plans(models: list[str], task_types: set[str]) -> list[Plan]:
+    """One plan per model serving one of ``task_types``: a multi-task plan for a model with
+    several heads, a single plan otherwise (what a scenario without ``plans`` offers)."""
+    defaults = [
+        MultiTaskPlanConfig(kind="multitask", model=m).build()
+        if len(_served_types((m,))) > 1
+        else SinglePlanConfig(model=m).build()
+        for m in models
+    ]
+    return [plan for plan in defaults if task_types & set(plan.task_types)]
+
+
+def _validated_parts(raw: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a raw scenario that :func:`_reference_problems` reads, each validated on
+    its own; a part that does not validate is ``None``."""
+
+    def each(key: str, adapter: TypeAdapter) -> list[Any] | None:
+        items = raw.get(key)
+        if not isinstance(items, list):
+            return None
+        out = []
+        for item in items:
+            try:
+                out.append(adapter.validate_python(item))
+            except ValidationError:
+                out.append(None)
+        return out
+
+    models = raw.get("models")
+    try:
+        workload = WorkloadConfig.model_validate(raw.get("workload"))
+    except ValidationError:
+        workload = None
+    return {
+        "models": [m for m in models if isinstance(m, str)] if isinstance(models, list) else None,
+        "plans": each("plans", TypeAdapter(PlanConfig)),
+        "devices": each("devices", TypeAdapter(DeviceConfig)),
+        "task_types": set(workload.task_types) if workload is not None else None,
+    }
 
 
 def parse_plans(raw: list[dict[str, Any]], label: str = "plans") -> list[Plan]:
@@ -587,8 +644,14 @@ def parse_scenario(
     try:
         return Scenario.model_validate({**raw, "source": source})
     except ValidationError as exc:
-        lines = [f"{label}: {line}" for line in _format_errors(exc)]
-        raise ScenarioError("\n".join(lines)) from None
+        problems = _format_errors(exc)
+        if any(err["loc"] for err in exc.errors()):
+            # Field errors stop pydantic before the cross-references: check those here too, so
+            # that one run reports every problem of the file.
+            problems += [
+                p for p in _reference_problems(**_validated_parts(raw)) if p not in problems
+            ]
+        raise ScenarioError("\n".join(f"{label}: {line}" for line in problems)) from None
 
 
 # --- extends -------------------------------------------------------------------------------

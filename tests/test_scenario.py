@@ -21,6 +21,7 @@ from mtenv.scenario import (
     load_scenario,
     parse_scenario,
     resolve_scenario_path,
+    schema_reference,
     shipped_scenarios,
 )
 from mtenv.zoo import MODEL_NAMES
@@ -573,3 +574,41 @@ def test_minute_counts_traces_replay_and_bad_rows_name_the_line(tmp_path) -> Non
     raw["workload"]["arrivals"]["path"] = str(bad)
     with pytest.raises(ScenarioError, match=r"counts\.csv:3:"):
         TaskAllocationEnv(parse_scenario(raw, label="q.yaml"), inference="memoized")
+
+
+def test_one_run_reports_schema_errors_and_unresolved_names_together(tmp_path: Path) -> None:
+    """A file with both kinds of problem lists all of them at once, one line each."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\n"
+        "episode_tasks: -5\n"
+        "models: [linear, cnn_wdie]\n"
+        "devices:\n"
+        "  - {kind: t5, resident: [mlp]}\n"
+        "  - {kind: a100, max_batch: 0}\n"
+        "plans: [{model: linear}, {model: mlp}]\n"
+        "workload: {arrivals: {process: poisson, rate: 10}, task_types: {classify: {slo_ms: 9}}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(path)
+    lines = str(error.value).splitlines()
+    wanted = [
+        "episode_tasks: expected a number >= 1, got -5",
+        "devices[1].max_batch: expected a number >= 1, got 0",
+        "models[1]: unknown model 'cnn_wdie'",
+        "plans[1]: expected models among the scenario's (linear, cnn_wdie), got 'mlp'",
+        "devices[0].kind: unknown device kind 't5'",
+        "devices[0].resident[0]: expected one of the scenario's models",
+    ]
+    assert len(lines) == len(wanted)
+    for want in wanted:
+        assert sum(line.startswith(f"{path}: {want}") for line in lines) == 1, want
+
+
+def test_schema_reference_lists_every_device_kind() -> None:
+    from mtenv.devices import DEVICE_KINDS
+
+    row = next(line for line in schema_reference().splitlines() if "`devices[].kind`" in line)
+    assert all(kind in row for kind in DEVICE_KINDS)
+    assert {"jetson", "cpu"} <= set(DEVICE_KINDS)
