@@ -351,32 +351,62 @@ def test_distillation_recipe_fields_come_together_and_are_checked() -> None:
 
 
 # --- training reproduces the shipped weights ----------------------------------------------
+#
+# What retraining guarantees (README, "The model zoo"): on one machine and one torch version it
+# is bitwise deterministic; on any x86 CPU the small models come out within rounding of the
+# shipped weights, and every model's card accuracy per level is met within a few points. The
+# CPU's kernels (AVX-512, AVX2, baseline) round float sums differently, and the conv models'
+# training amplifies that into other weights of the same quality.
+
+WEIGHTS_RTOL = 1e-4
+"""Largest |retrained - shipped| ÷ max|shipped| per tensor for the fast-retraining models.
+Measured on an AVX-512 CPU with the kernels forced to AVX2 and to baseline: at most 2.1e-6."""
+
+ACCURACY_ATOL = {"fast": 0.01, "slow": 0.04}
+"""Largest per-level accuracy difference to the card, retrained against shipped. Measured with
+the kernels forced to baseline: 0 for the fast models, at most 0.022 (multitask, classify)."""
 
 
-def test_train_zoo_reproduces_shipped_linear_file_bitwise(tmp_path: Path) -> None:
+def _retrained_accuracy_gap(name: str, model: nn.Module, card: dict) -> float:
+    """The largest per-level accuracy difference between ``model`` and ``name``'s card entry,
+    over every task type it serves."""
+    gaps = []
+    for task_type in model_stats(name).task_types:
+        pool = pool_for(task_type)
+        with deterministic_cpu(), torch.no_grad():
+            right = task_logits(model, pool.inputs, task_type).argmax(1).numpy() == pool.labels
+        levels = [float(right[pool.ids_at_level(level)].mean()) for level in range(N_LEVELS)]
+        shipped = card["models"][name]["tasks"][task_type]["accuracy_per_level"]
+        gaps += [abs(a - b) for a, b in zip(levels, shipped, strict=True)]
+    return max(gaps)
+
+
+def test_retraining_is_bitwise_deterministic_on_one_machine(tmp_path: Path) -> None:
     threads = torch.get_num_threads()
     rng_state = torch.random.get_rng_state()
     lines: list[str] = []
-    written = train_zoo(tmp_path, names=["linear"], progress=lines.append)
-    assert written == {"linear": tmp_path / "linear.safetensors"}
-    assert written["linear"].read_bytes() == weights_path("linear").read_bytes()
-    assert [p.name for p in tmp_path.iterdir()] == ["linear.safetensors"]  # no temp file left
+    first = train_zoo(tmp_path / "a", names=["linear"], progress=lines.append)
+    second = train_zoo(tmp_path / "b", names=["linear"], progress=None)
+    assert first == {"linear": tmp_path / "a" / "linear.safetensors"}
+    assert first["linear"].read_bytes() == second["linear"].read_bytes()
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["linear.safetensors"]  # no temp file
     assert len(lines) == 1 and "linear" in lines[0]
     assert torch.get_num_threads() == threads
     assert torch.equal(torch.random.get_rng_state(), rng_state)
+    # Same metadata as the shipped file: the recipe, the format, the architecture.
+    assert read_metadata(first["linear"]) == read_metadata(weights_path("linear"))
 
 
-def test_retraining_mlp_reproduces_shipped_tensors_bitwise() -> None:
-    shipped = load_file(str(weights_path("mlp")))
-    trained = train_model("mlp").state_dict()
+@pytest.mark.parametrize("name", ["linear", "mlp", "loc_linear"])
+def test_retraining_reproduces_shipped_weights_within_rounding(name: str, card: dict) -> None:
+    shipped = load_file(str(weights_path(name)))
+    model = train_model(name)
+    trained = model.state_dict()
     assert set(trained) == set(shipped)
     for key, value in trained.items():
-        assert torch.equal(value, shipped[key]), key
-
-
-def test_train_zoo_reproduces_shipped_loc_linear_file_bitwise(tmp_path: Path) -> None:
-    written = train_zoo(tmp_path, names=["loc_linear"], progress=None)
-    assert written["loc_linear"].read_bytes() == weights_path("loc_linear").read_bytes()
+        scale = float(shipped[key].abs().max())
+        assert float((value - shipped[key]).abs().max()) <= WEIGHTS_RTOL * scale, key
+    assert _retrained_accuracy_gap(name, model, card) <= ACCURACY_ATOL["fast"]
 
 
 def test_students_record_the_teacher_they_learnt_from() -> None:
@@ -387,7 +417,7 @@ def test_students_record_the_teacher_they_learnt_from() -> None:
 
 
 def test_distillation_training_is_deterministic_and_follows_the_teacher() -> None:
-    # One epoch keeps this fast; the full recipes are checked bitwise by the slow test below.
+    # One epoch keeps this fast; the full recipes are checked against the card by slow tests.
     short = replace(RECIPES["mlp_kd"], epochs=1)
     a = train_model("mlp_kd", short).state_dict()
     b = train_model("mlp_kd", short).state_dict()
@@ -397,23 +427,13 @@ def test_distillation_training_is_deterministic_and_follows_the_teacher() -> Non
 
 
 @pytest.mark.slow
-def test_train_zoo_reproduces_shipped_cnn_deep_file_bitwise(tmp_path: Path, request) -> None:
-    _needs_slow(request)
-    written = train_zoo(tmp_path, names=["cnn_deep"], progress=None)
-    assert written["cnn_deep"].read_bytes() == weights_path("cnn_deep").read_bytes()
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["cnn_small", "cnn_wide", "mlp_kd", "mlp_mse", "loc_cnn", "multitask"]
+    "name", ["cnn_small", "cnn_wide", "mlp_kd", "mlp_mse", "loc_cnn", "multitask", "cnn_deep"]
 )
-def test_retraining_reproduces_shipped_tensors_bitwise(name: str, request) -> None:
+def test_retraining_meets_the_card_accuracy(name: str, card: dict, request) -> None:
     _needs_slow(request)
-    shipped = load_file(str(weights_path(name)))
-    trained = train_model(name).state_dict()
-    assert set(trained) == set(shipped)
-    for key, value in trained.items():
-        assert torch.equal(value, shipped[key]), key
+    model = train_model(name)
+    assert _retrained_accuracy_gap(name, model, card) <= ACCURACY_ATOL["slow"]
 
 
 # --- the card is generated, and shows the capacity gap ------------------------------------
