@@ -139,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
 
     plot = commands.add_parser("plot", help="draw a paper's figures from recorded runs")
     plot.add_argument("runs", nargs="+", help="folders written by `mtenv run --out`")
-    plot.add_argument("--out", default=None, help="folder for the figures (default: RUN/plots)")
+    plot.add_argument("--out", default="plots", help="folder for the figures (default: ./plots)")
     plot.set_defaults(handler=_cmd_plot)
 
     perf = commands.add_parser("perf", help="step rate versus CartPole-v1, live and memoized")
@@ -413,13 +413,14 @@ def _cmd_render(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from mtenv.plots import RunFolderError, plot_runs
 
-    out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
+    out = Path(_out_dir(args.out))
     try:
         written = plot_runs(args.runs, out)
     except RunFolderError as exc:
         raise CliError(str(exc)) from None
     for path in written:
         print(path)
+    print(f"{len(written)} files for {len(args.runs)} run(s) in {out}/", file=sys.stderr)
     return 0
 
 

@@ -57,32 +57,53 @@ def load_run(folder: str | Path) -> dict[str, Any]:
 
 def plot_runs(folders: list[str | Path], out_dir: str | Path) -> list[Path]:
     """Draw every figure the recordings support into ``out_dir``; returns the files written."""
+    runs = [load_run(f) for f in folders]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, fig in build_figures(runs).items():
+        for suffix in (".png", ".pdf"):
+            path = out / f"{name}{suffix}"
+            fig.savefig(path, dpi=150)
+            written.append(path)
+        _pyplot().close(fig)
+    return written
+
+
+def build_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's name and matplotlib ``Figure``, for runs read by :func:`load_run`.
+
+    Figures that compare runs (latency CDF, accuracy–cost front, learning curves) draw every run
+    on one axis; those of one run's timeline (utilisation, plan mix) get one panel per run.
+    """
+    plt = _pyplot()
+    shared = {"latency_cdf": _latency_cdf, "accuracy_cost": _accuracy_cost}
+    if any(r["curve"] for r in runs):
+        shared["learning_curve"] = _learning_curve
+    per_run = {"utilization": _utilization, "plan_mix": _plan_mix}
+    figures: dict[str, Any] = {}
+    for name, draw in shared.items():
+        fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+        draw(ax, runs)
+        figures[name] = fig
+    for name, draw_one in per_run.items():
+        fig, axes = plt.subplots(
+            len(runs), 1, figsize=(6.4, 0.6 + 3.0 * len(runs)), layout="constrained", squeeze=False
+        )
+        for ax, run in zip(axes[:, 0], runs, strict=True):
+            draw_one(ax, run)
+        figures[name] = fig
+    return dict(sorted(figures.items()))
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend (the ``render`` extra)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = [load_run(f) for f in folders]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    figures = {
-        "latency_cdf": _latency_cdf,
-        "accuracy_cost": _accuracy_cost,
-        "utilization": _utilization,
-        "plan_mix": _plan_mix,
-    }
-    if any(r["curve"] for r in runs):
-        figures["learning_curve"] = _learning_curve
-    for name, draw in figures.items():
-        fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
-        draw(ax, runs)
-        for suffix in (".png", ".pdf"):
-            path = out / f"{name}{suffix}"
-            fig.savefig(path, dpi=150)
-            written.append(path)
-        plt.close(fig)
-    return written
+    return plt
 
 
 def _label(run: dict[str, Any]) -> str:
@@ -139,8 +160,7 @@ def _first_episode(run: dict[str, Any]) -> list[dict[str, str]]:
     return [r for r in run["rows"] if r["episode"] == "0"]
 
 
-def _utilization(ax: Any, runs: list[dict[str, Any]]) -> None:
-    run = runs[0]
+def _utilization(ax: Any, run: dict[str, Any]) -> None:
     rows = _first_episode(run)
     times = np.array([float(r["time_s"]) for r in rows])
     edges = np.linspace(times[0], times[-1], _WINDOWS + 1)
@@ -157,8 +177,7 @@ def _utilization(ax: Any, runs: list[dict[str, Any]]) -> None:
     ax.legend(fontsize="small", ncol=2)
 
 
-def _plan_mix(ax: Any, runs: list[dict[str, Any]]) -> None:
-    run = runs[0]
+def _plan_mix(ax: Any, run: dict[str, Any]) -> None:
     rows = _first_episode(run)
     plans = [*run["meta"]["plans"], "reject"]
     windows = np.array_split(np.arange(len(rows)), _WINDOWS)
@@ -196,11 +215,7 @@ def plot_learning_curve(
     """One training run's episode returns over steps, with their running mean over
     ``_SMOOTH`` episodes (``mtenv train`` writes this as ``learning_curve.png``). Raises
     ``ImportError`` without matplotlib."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     path = Path(path)
     fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
     ax.plot(steps, returns, color=PALETTE[4], alpha=0.5, lw=0.8, label="episode return")

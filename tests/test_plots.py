@@ -76,3 +76,20 @@ def test_learning_curves_are_drawn_when_training_left_one(tmp_path, capsys):
     assert main(["plot", folder, "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "learning_curve.png").stat().st_size > 1000
     assert (tmp_path / "figs" / "learning_curve.pdf").exists()
+
+
+def test_plot_draws_every_run_and_writes_where_told(tmp_path, capsys, monkeypatch):
+    """Timeline figures get one panel per run; the default folder is ./plots, not a run's."""
+    from mtenv.plots import build_figures, load_run
+
+    runs = [record(tmp_path, p, capsys) for p in ("random", "round-robin")]
+    figures = build_figures([load_run(r) for r in runs])
+    for name in ("plan_mix", "utilization"):
+        titles = [ax.get_title() for ax in figures[name].axes if ax.get_title()]
+        assert len(titles) == 2 and "random" in titles[0] and "round-robin" in titles[1], name
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", *runs]) == 0
+    _, err = capsys.readouterr()
+    assert (tmp_path / "plots" / "plan_mix.png").is_file()
+    assert not (tmp_path / "random" / "plots").exists()
+    assert "in plots/" in err
