@@ -20,8 +20,11 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -211,6 +214,12 @@ def _add_agent_commands(commands: Any) -> None:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--out", default=None, help="record the run to this folder")
     evaluate.add_argument("--trace", default=None, help="write every decision to this CSV")
+    evaluate.add_argument(
+        "--baselines",
+        default="all",
+        help="baselines to run on the same seeds, comma-separated, 'all' (default: every "
+        "baseline and the oracle bound) or 'none'",
+    )
     evaluate.set_defaults(handler=_cmd_eval)
 
     explain = commands.add_parser(
@@ -278,6 +287,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     out = _run_folder(args.out)
     trace = _trace_file(args.trace)
+    baselines = _baseline_names(getattr(args, "baselines", "none"))
     env = TaskAllocationEnv(args.scenario, inference=args.inference, device=args.device)
     policy = _policy(args.policy, env, args.seed)
     if trace is not None:
@@ -310,6 +320,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         write_trace(trace, policy.decisions, env.feature_names, env.action_labels)
         print(f"decision trace: {trace}", file=sys.stderr)
     summary = summarize_runs(runs)
+    compared = _compare_with_baselines(args, env.scenario, runs, baselines) if baselines else []
     if args.json:
         payload = {
             "scenario": env.scenario.name,
@@ -320,10 +331,125 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "metrics": {k: _json_float(s.mean) for k, s in summary.items()},
             "ci95": {k: _json_float(s.ci95) for k, s in summary.items()},
         }
+        if compared:
+            payload["baselines"] = {row.name: row.as_json() for row in compared}
         print(json.dumps(payload, indent=2, sort_keys=False))
     else:
         print(_metrics_table(env.scenario.name, args.policy, args.episodes, summary))
+        if compared:
+            print()
+            print(_comparison_table(args, summary, compared))
     return 0
+
+
+def _baseline_names(spec: str) -> list[str]:
+    """``--baselines`` checked before any work: names, ``all`` or ``none``."""
+    from mtenv.agents.registry import BASELINES, POLICIES
+
+    if spec == "none":
+        return []
+    if spec == "all":
+        return [*BASELINES, "oracle"]
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in names if name not in POLICIES]
+    if unknown or not names:
+        raise CliError(
+            f"--baselines: expected 'all', 'none' or names among {', '.join(POLICIES)}, "
+            f"got {spec!r}"
+        )
+    return names
+
+
+@dataclass(frozen=True)
+class _Compared:
+    """A baseline's episode returns beside the evaluated policy's, on the same seeds."""
+
+    name: str
+    clairvoyant: bool
+    episode_return: Any  # Summary
+    difference: Any  # Summary of (evaluated − baseline), paired by seed
+    effective_accuracy: float
+    slo_attainment: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "episode_return": _json_float(self.episode_return.mean),
+            "ci95": _json_float(self.episode_return.ci95),
+            "paired_difference": _json_float(self.difference.mean),
+            "paired_difference_ci95": _json_float(self.difference.ci95),
+            "effective_accuracy": _json_float(self.effective_accuracy),
+            "slo_attainment": _json_float(self.slo_attainment),
+            "upper_bound": self.clairvoyant,
+        }
+
+
+def _compare_with_baselines(
+    args: argparse.Namespace, scenario: Any, runs: list[dict[str, Any]], names: list[str]
+) -> list[_Compared]:
+    """Each baseline on the episodes ``runs`` came from (same scenario, seeds and count).
+
+    Baselines run with memoized inference, which gives the same trajectories as live inference
+    for a seed, only faster."""
+    from mtenv.agents.registry import POLICIES, make_policy
+    from mtenv.env import TaskAllocationEnv
+    from mtenv.evaluation import evaluate_policy, summarize
+
+    print(f"baselines: {len(names)} on the same {args.episodes} seed(s) ...", file=sys.stderr)
+    env = TaskAllocationEnv(scenario, inference="memoized", device=args.device)
+    ours = np.array([m["episode_return"] for m in runs])
+    compared = []
+    for name in names:
+        theirs = evaluate_policy(env, make_policy(name, env, args.seed), args.episodes, args.seed)
+        returns = np.array([m["episode_return"] for m in theirs])
+        compared.append(
+            _Compared(
+                name=name,
+                clairvoyant=POLICIES[name].clairvoyant,
+                episode_return=summarize(returns),
+                difference=summarize(ours - returns),
+                effective_accuracy=float(np.mean([m["effective_accuracy"] for m in theirs])),
+                slo_attainment=float(np.mean([m["slo_attainment"] for m in theirs])),
+            )
+        )
+    env.close()
+    return sorted(compared, key=lambda row: (not row.clairvoyant, -row.episode_return.mean))
+
+
+def _comparison_table(
+    args: argparse.Namespace, summary: dict[str, Any], compared: list[_Compared]
+) -> str:
+    """The evaluated policy beside the baselines: return, the paired difference, and the two
+    headline rates; the best deployable baseline marked."""
+
+    def ci(value: float) -> str:
+        return "" if math.isnan(value) else f"± {value:.1f}"
+
+    best = next((row.name for row in compared if not row.clairvoyant), None)
+    labels = [
+        row.name
+        + (" (upper bound)" if row.clairvoyant else " (best baseline)" if row.name == best else "")
+        for row in compared
+    ]
+    width = max(len("» this policy"), *map(len, labels)) + 2
+    seeds = f"{args.seed}–{args.seed + args.episodes - 1}" if args.episodes > 1 else str(args.seed)
+    lines = [
+        f"beside the baselines on the same seeds ({seeds}); Δ = this policy − baseline, "
+        "paired by seed, mean ± 95% CI",
+        f"{'policy':<{width}}{'return':>9} {'':<8}{'Δ return':>10} {'':<8}"
+        f"{'eff. acc':>9}{'SLO':>7}",
+    ]
+    ret = summary["episode_return"]
+    lines.append(
+        f"{'» this policy':<{width}}{ret.mean:9.1f} {ci(ret.ci95):<8}{'':>10} {'':<8}"
+        f"{summary['effective_accuracy'].mean:9.3f}{summary['slo_attainment'].mean:7.3f}"
+    )
+    for label, row in zip(labels, compared, strict=True):
+        r, d = row.episode_return, row.difference
+        lines.append(
+            f"{label:<{width}}{r.mean:9.1f} {ci(r.ci95):<8}{d.mean:+10.1f} {ci(d.ci95):<8}"
+            f"{row.effective_accuracy:9.3f}{row.slo_attainment:7.3f}"
+        )
+    return "\n".join(lines)
 
 
 def _trace_file(trace: str | None) -> Path | None:

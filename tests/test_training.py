@@ -310,3 +310,39 @@ def test_progress_eta_leaves_out_the_start_up(monkeypatch) -> None:
     bar.update(10)  # the first progress: rates count from here
     bar.update(20)
     assert stream.text.splitlines()[-1].endswith("· 10/s · eta 8s")
+
+
+def test_eval_puts_the_agent_beside_the_baselines_on_the_same_seeds(
+    trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", str(trained), "--episodes", "3", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    from mtenv.agents.registry import BASELINES
+
+    assert set(payload["baselines"]) == {*BASELINES, "oracle"}
+    assert payload["baselines"]["oracle"]["upper_bound"] is True
+    # The paired difference is the agent's return minus the baseline's on each seed.
+    ours = payload["metrics"]["episode_return"]
+    ll = payload["baselines"]["least-loaded"]
+    assert ll["paired_difference"] == pytest.approx(ours - ll["episode_return"])
+    run = ["run", "--policy", "least-loaded", "--episodes", "3", "--seed", str(payload["seed"])]
+    assert main([*run, "--scenario", payload_scenario(trained), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["episode_return"] == pytest.approx(
+        ll["episode_return"]
+    )
+
+    assert main(["eval", str(trained), "--episodes", "2"]) == 0
+    table = capsys.readouterr().out.split("beside the baselines", 1)[1].splitlines()
+    assert table[2].startswith("» this policy")
+    assert table[3].startswith("oracle (upper bound)")
+    assert sum("(best baseline)" in line for line in table) == 1
+    assert any(line.startswith("least-loaded") for line in table)
+
+    assert main(["eval", str(trained), "--episodes", "1", "--baselines", "none"]) == 0
+    assert "beside the baselines" not in capsys.readouterr().out
+    assert main(["eval", str(trained), "--baselines", "least-loded"]) == EXIT_BAD_INPUT
+    assert "--baselines" in capsys.readouterr().err
+
+
+def payload_scenario(run: Path) -> str:
+    return json.loads((run / "manifest.json").read_text())["scenario_arg"]
