@@ -3,8 +3,10 @@
 * ``latency_cdf``: the empirical CDF of task latency, one line per run (policy);
 * ``accuracy_cost``: effective accuracy against cost per run, with the Pareto front (higher
   accuracy, lower cost) drawn through the runs no other run beats on both;
-* ``utilization``: each device's busy fraction over simulated time (first run, first episode);
-* ``plan_mix``: the share of decisions per plan over simulated time (first run, first episode);
+* ``utilization``: each device's busy fraction over simulated time, one panel per run (its
+  first episode);
+* ``plan_mix``: the share of decisions per plan over simulated time, one panel per run (its
+  first episode);
 * ``learning_curve``: episode return over training steps, for runs that hold a
   ``learning_curve.csv`` (written by training).
 """
@@ -58,10 +60,11 @@ def load_run(folder: str | Path) -> dict[str, Any]:
 def plot_runs(folders: list[str | Path], out_dir: str | Path) -> list[Path]:
     """Draw every figure the recordings support into ``out_dir``; returns the files written."""
     runs = [load_run(f) for f in folders]
+    figures = build_figures(runs)  # before the folder exists: a missing extra leaves nothing behind
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for name, fig in build_figures(runs).items():
+    for name, fig in figures.items():
         for suffix in (".png", ".pdf"):
             path = out / f"{name}{suffix}"
             fig.savefig(path, dpi=150)
