@@ -5,19 +5,19 @@ action. The clairvoyant oracle alone reads hidden state: an upper bound, never a
 
 from __future__ import annotations
 
-from mtenv.agents.bandits import EpsilonGreedyPolicy, Exp3Policy, Ucb1Policy
-from mtenv.agents.base import BasePolicy, Policy
-from mtenv.agents.baselines import RandomPolicy, RoundRobinPolicy
-from mtenv.agents.features import ObservationLayout
-from mtenv.agents.heuristics import (
+from mtenv.agents.baselines.bandits import EpsilonGreedyPolicy, Exp3Policy, Ucb1Policy
+from mtenv.agents.baselines.heuristics import (
     CascadePolicy,
     FastestPolicy,
     InfaasPolicy,
     LeastLoadedPolicy,
     MostAccuratePolicy,
 )
+from mtenv.agents.baselines.mask_only import RandomPolicy, RoundRobinPolicy
+from mtenv.agents.interfaces import BasePolicy, Policy
 from mtenv.agents.oracle import OraclePolicy
-from mtenv.agents.registry import BASELINES, POLICIES, make_policy
+from mtenv.agents.policies import BASELINES, POLICIES, make_policy
+from mtenv.envs.observation import ObservationLayout
 
 __all__ = [
     "BASELINES",

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mtenv.agents.base import Policy
+
+from mtenv.agents.interfaces import Policy
 
 LOAD_BANDS = (0.5, 1.0, 2.0)
 """Upper edges of the load bands of the device-by-load table (the last band is open)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
-from mtenv.agents.features import argbest
-from mtenv.agents.heuristics import CatalogPolicy
+
+from mtenv.agents.baselines.heuristics import CatalogPolicy
+from mtenv.envs.observation import argbest
 
 
 class OraclePolicy(CatalogPolicy):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import gymnasium as gym
-from mtenv.agents.base import AgentLoadError, Learner, Policy
+
+from mtenv.agents.interfaces import AgentLoadError, Learner, Policy
 from mtenv.agents.training import MANIFEST, learner_class, read_manifest
 
 
@@ -60,6 +61,6 @@ def resolve_policy(spec: str, env: gym.Env, seed: int | None = None) -> Policy:
     """A baseline by name (``"round-robin"``) or a trained agent by run folder."""
     if is_run_folder(spec):
         return load_agent(spec, env)
-    from mtenv.agents.registry import make_policy
+    from mtenv.agents.policies import make_policy
 
     return make_policy(spec, env, seed)

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from mtenv.agents.base import AgentLoadError, EnvConfig, Learner
+
 from mtenv.agents.hyperparams import FILES, HyperparameterError, hyperparameters_for
+from mtenv.agents.interfaces import AgentLoadError, EnvConfig, Learner
 
 MANIFEST = "manifest.json"
 FORMAT = "mtenv-agent"
@@ -52,7 +53,7 @@ class TrainingError(ValueError):
 def learner_class(kind: str) -> type[Learner]:
     """The class of a learner kind; PPO's import (torch, SB3) happens only when asked for."""
     if kind in ("q-learning", "sarsa", "expected-sarsa"):
-        from mtenv.agents import tabular
+        from mtenv.agents.tabular import learners as tabular
 
         return {
             "q-learning": tabular.QLearning,
@@ -60,7 +61,7 @@ def learner_class(kind: str) -> type[Learner]:
             "expected-sarsa": tabular.ExpectedSarsa,
         }[kind]
     if kind in ("ppo", "maskable-ppo"):
-        from mtenv.agents import ppo  # the train extra: the CLI names it when missing
+        from mtenv.agents.ppo import learner as ppo  # the train extra: the CLI names it when missing
 
         return ppo.PPOAgent if kind == "ppo" else ppo.MaskablePPOAgent
     raise TrainingError(f"--agent: expected one of {', '.join(LEARNERS)}, got {kind!r}")
@@ -70,7 +71,7 @@ def env_config_for(scenario: str | Path) -> EnvConfig:
     """The training env of a scenario: its registered id for a shipped name, the generic id
     with an absolute path otherwise. Training uses memoized inference (same trajectories)."""
     from mtenv import ENV_IDS
-    from mtenv.scenario import load_scenario, shipped_scenarios
+    from mtenv.core.schema import load_scenario, shipped_scenarios
 
     kwargs: dict[str, Any] = {"inference": "memoized"}
     name = str(scenario)
@@ -338,7 +339,7 @@ def package_versions() -> dict[str, str]:
 
 
 def _scenario_yaml(scenario: str) -> str:
-    from mtenv.scenario import load_scenario, scenario_yaml
+    from mtenv.core.schema import load_scenario, scenario_yaml
 
     loaded = load_scenario(scenario)
     return f"# {loaded.name}, resolved from {loaded.source}\n{scenario_yaml(loaded)}"
@@ -369,7 +370,7 @@ def _write_curve(out: Path, rows: list[list[str]]) -> None:
 def _plot_curve(out: Path, title: str) -> Path | None:
     """``learning_curve.png``: episode returns and their running mean; skipped (``None``)
     without matplotlib."""
-    from mtenv.plots import plot_learning_curve
+    from mtenv.render.plots import plot_learning_curve
 
     rows = _read_curve(out)
     steps = [int(r[0]) for r in rows]

@@ -39,12 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mtenv.agents.registry import BASELINES
-from mtenv.agents.saved import resolve_policy
 
-from mtenv.env import TaskAllocationEnv
-from mtenv.evaluation import evaluate_policy, flatten_metrics, summarize
-from mtenv.scenario import load_scenario, shipped_scenarios
+from mtenv.agents.policies import BASELINES
+from mtenv.agents.saved import resolve_policy
+from mtenv.core.schema import load_scenario, shipped_scenarios
+from mtenv.envs.task_allocation import TaskAllocationEnv
+from mtenv.tools.evaluation import evaluate_policy, flatten_metrics, summarize
 
 EVAL_SEED = 10_000
 METRICS = (
@@ -151,7 +151,7 @@ def _start_training(job: tuple[str, str, int], out: Path, args: argparse.Namespa
     folder = run_dir(out, scenario, agent, seed)
     folder.parent.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "mtenv.cli", "train", "--quiet",
+        sys.executable, "-m", "mtenv.tools.cli", "train", "--quiet",
         "--scenario", scenario, "--agent", agent, "--seed", str(seed), "--out", str(folder),
     ]  # fmt: skip
     if (folder / "manifest.json").exists():

@@ -48,12 +48,14 @@ ENV_IDS: dict[str, str] = {scenario_env_id(name): name for name in _shipped_scen
 
 def _register() -> None:
     if "mtenv/TaskAllocation-v0" not in registry:
-        register(id="mtenv/TaskAllocation-v0", entry_point="mtenv.env:TaskAllocationEnv")
+        register(
+            id="mtenv/TaskAllocation-v0", entry_point="mtenv.envs.task_allocation:TaskAllocationEnv"
+        )
     for env_id, scenario in ENV_IDS.items():
         if env_id not in registry:
             register(
                 id=env_id,
-                entry_point="mtenv.env:TaskAllocationEnv",
+                entry_point="mtenv.envs.task_allocation:TaskAllocationEnv",
                 kwargs={"scenario": scenario},
             )
 

@@ -1,18 +1,18 @@
 """Generate the small synthetic arrival traces shipped in ``scenarios/traces/``.
 
 The traces have the *shapes* that serving and serverless papers replay, so that the same loaders
-(:mod:`mtenv.traces`) read them and the real traces can be dropped in their place:
+(:mod:`mtenv.core.traces`) read them and the real traces can be dropped in their place:
 
 * ``azure2021_invocations.csv``: one row per invocation, as in the Azure Functions 2021 trace
   (Zhang et al., "Faster and Cheaper Serverless Computing on Harvested Resources", SOSP 2021;
   github.com/Azure/AzurePublicDataset, ``AzureFunctionsInvocationTraceForTwoWeeksJan2021``):
   columns ``app,func,end_timestamp,duration`` in seconds, where the invocation *arrived* at
-  ``end_timestamp - duration``. Read with :func:`mtenv.traces.load_timestamps_csv`.
+  ``end_timestamp - duration``. Read with :func:`mtenv.core.traces.load_timestamps_csv`.
 * ``azure2019_minute_counts.csv``: invocations per minute of one day, one row per function, as in
   the Azure Functions 2019 trace (Shahrad et al., "Serverless in the Wild", USENIX ATC 2020;
   ``invocations_per_function_md.anon.d01.csv``): columns
   ``HashOwner,HashApp,HashFunction,Trigger,1,2,...,1440``. Read with
-  :func:`mtenv.traces.load_counts_csv`.
+  :func:`mtenv.core.traces.load_counts_csv`.
 
 Both follow the shape Shahrad et al. report: a strong daily cycle (their Fig. 5: load roughly
 doubles from the night trough to the day peak) multiplied by bursts (a two-state on/off modulation:

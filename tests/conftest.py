@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from mtenv.env import TaskAllocationEnv
-from mtenv.scenario import Scenario, parse_scenario
+from mtenv.core.schema import Scenario, parse_scenario
+from mtenv.envs.task_allocation import TaskAllocationEnv
 
 BASE_SCENARIO: dict[str, Any] = {
     "name": "tiny",

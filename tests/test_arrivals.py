@@ -1,4 +1,5 @@
-"""Specifications of the arrival processes (mtenv.arrivals) and trace files (mtenv.traces).
+"""Specifications of the arrival processes (mtenv.core.arrivals) and trace files
+(mtenv.core.traces).
 
 Statistical checks use fixed seeds and tolerances of 5 standard errors taken from the theory of
 each process (stated next to each check), so a failure means a real deviation, not bad luck.
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mtenv.arrivals import (
+from mtenv.core.arrivals import (
     ARRIVAL_PROCESSES,
     ArrivalProcess,
     DiurnalArrivals,
@@ -28,7 +29,7 @@ from mtenv.arrivals import (
     SpikeArrivals,
     TraceArrivals,
 )
-from mtenv.traces import (
+from mtenv.core.traces import (
     TraceError,
     load_counts_csv,
     load_timestamps_csv,

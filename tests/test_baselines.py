@@ -18,6 +18,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from conftest import tiny_scenario
+
+import mtenv
 from mtenv.agents import (
     BASELINES,
     POLICIES,
@@ -29,15 +31,13 @@ from mtenv.agents import (
     RandomPolicy,
     make_policy,
 )
-
-import mtenv
-from mtenv.catalog import plan_quality
-from mtenv.cli import main
-from mtenv.env import Feedback, TaskAllocationEnv
-from mtenv.evaluation import evaluate_policy, run_episode
-from mtenv.inference import InferenceEngine
-from mtenv.plan_card import card_plans
-from mtenv.types import TaskStatus
+from mtenv.core.inference import InferenceEngine
+from mtenv.core.tasks import TaskStatus
+from mtenv.envs.catalog import plan_quality
+from mtenv.envs.task_allocation import Feedback, TaskAllocationEnv
+from mtenv.tools.cli import main
+from mtenv.tools.evaluation import evaluate_policy, run_episode
+from mtenv.tools.plan_card import card_plans
 from mtenv.zoo import MODEL_NAMES, TASK_TYPES
 
 SHORT = 40
@@ -257,7 +257,7 @@ def test_plan_accuracy_on_the_serving_split_equals_the_zoo_card(zoo_engine):
     """The card is measured on the serving pool; the same computation on that split must give
     the card's numbers, for single models (every task type) and for the card's ensembles and
     cascades."""
-    from mtenv.scenario import SinglePlanConfig
+    from mtenv.core.schema import SinglePlanConfig
 
     card = _card()
     for name, entry in card["models"].items():

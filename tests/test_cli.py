@@ -1,8 +1,8 @@
 """The ``mtenv`` command line: ``run`` prints a metrics table or one JSON object, bad input is
 one ``mtenv: error:`` message with exit status 2, and ``zoo card`` regenerates the shipped card.
 
-Commands run in-process through :func:`mtenv.cli.main` (fast); one smoke test runs the installed
-console script in a real subprocess to prove the entry point."""
+Commands run in-process through :func:`mtenv.tools.cli.main` (fast); one smoke test runs the
+installed console script in a real subprocess to prove the entry point."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mtenv.cli import EXIT_BAD_INPUT, main
-from mtenv.scenario import shipped_scenarios
+from mtenv.core.schema import shipped_scenarios
+from mtenv.tools.cli import EXIT_BAD_INPUT, main
 
 HEADLINE = ("effective_accuracy", "slo_attainment", "latency_p99_ms")
 RUN = ["run", "--scenario", "quickstart", "--episodes", "2", "--seed", "0"]
@@ -284,7 +284,7 @@ def test_scenarios_list_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_scenarios_show_loads_back_to_an_equal_scenario(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
 ) -> None:
-    from mtenv.scenario import load_scenario
+    from mtenv.core.schema import load_scenario
 
     code, out, err = run_cli(capsys, "scenarios", "show", name)
     assert code == 0, err
@@ -346,7 +346,7 @@ def test_scenarios_validate_all_good_exits_zero(capsys: pytest.CaptureFixture[st
 def test_scenarios_schema_prints_and_writes_the_reference(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from mtenv.scenario import schema_reference
+    from mtenv.core.schema import schema_reference
 
     code, out, _ = run_cli(capsys, "scenarios", "schema")
     assert (code, out) == (0, schema_reference())
@@ -372,12 +372,12 @@ def test_scenarios_schema_out_must_be_a_writable_file(
 
 def _without(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
     """Make ``modules`` unimportable, as if their extra were not installed."""
-    import mtenv.agents
+    import mtenv.agents.ppo
 
     for name in modules:
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, "mtenv.agents.ppo", raising=False)
-    monkeypatch.delattr(mtenv.agents, "ppo", raising=False)
+    monkeypatch.delitem(sys.modules, "mtenv.agents.ppo.learner", raising=False)
+    monkeypatch.delattr(mtenv.agents.ppo, "learner", raising=False)
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,9 @@ from conftest import first_valid, play, registered_kwargs
 from gymnasium.utils.env_checker import check_env, data_equivalence
 
 import mtenv
-from mtenv.env import TaskAllocationEnv
-from mtenv.scenario import load_scenario
-from mtenv.traces import load_counts_csv, load_timestamps_csv
+from mtenv.core.schema import load_scenario
+from mtenv.core.traces import load_counts_csv, load_timestamps_csv
+from mtenv.envs.task_allocation import TaskAllocationEnv
 
 ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("mtenv/"))
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +85,8 @@ def test_scenario_ids_are_camel_case(name, env_id):
 def test_importing_mtenv_does_not_import_torch_or_the_simulator(tmp_path):
     code = (
         "import sys, mtenv; "
-        "heavy = [m for m in ('torch', 'mtenv.env', 'mtenv.simulator', 'pydantic') "
+        "heavy = [m for m in ('torch', 'mtenv.envs.task_allocation', 'mtenv.core.simulator', "
+        "'pydantic') "
         "if m in sys.modules]; "
         "print(len(mtenv.ENV_IDS), heavy)"
     )

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from mtenv.evaluation import flatten_metrics, summarize, summarize_runs
-from mtenv.metrics import LatencyHistogram, per_class_scores
+from mtenv.core.metrics import LatencyHistogram, per_class_scores
+from mtenv.tools.evaluation import flatten_metrics, summarize, summarize_runs
 
 QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999)
 

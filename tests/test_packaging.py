@@ -128,7 +128,7 @@ _SMOKE = textwrap.dedent(
     import numpy as np
 
     import mtenv, mtenv.agents, mtenv.scenarios
-    from mtenv.scenario import load_scenario, shipped_scenarios
+    from mtenv.core.schema import load_scenario, shipped_scenarios
     from mtenv.zoo import MODEL_NAMES, load_model, weights_path
 
     for module in (mtenv, mtenv.agents, mtenv.scenarios):
@@ -190,9 +190,9 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path: Path) -> None:
     record = (target / dist_info / "RECORD").read_text().splitlines()
     tops = {line.split(",")[0].split("/")[0] for line in record}
     assert tops <= {"mtenv", dist_info, "bin", "..", ""}, tops
-    assert (target / "mtenv" / "agents" / "baselines.py").is_file()
+    assert (target / "mtenv" / "agents" / "baselines" / "mask_only.py").is_file()
     assert (target / "mtenv" / "scenarios" / "quickstart.yaml").is_file()
-    assert "mtenv = mtenv.cli:main" in (target / dist_info / "entry_points.txt").read_text()
+    assert "mtenv = mtenv.tools.cli:main" in (target / dist_info / "entry_points.txt").read_text()
 
     # Run the installed copy with the project venv's interpreter for the dependencies, from
     # another directory. ``-S`` skips site-packages' .pth files, so the editable install's

@@ -14,8 +14,8 @@ import pytest
 import torch
 from conftest import first_valid, play
 
-from mtenv.plan_card import evaluate_plans
-from mtenv.plans import OnlineWeights, fit_ensemble_weights, fuse_mean, fuse_vote
+from mtenv.core.plans import OnlineWeights, fit_ensemble_weights, fuse_mean, fuse_vote
+from mtenv.tools.plan_card import evaluate_plans
 from mtenv.zoo import N_LEVELS, load_model, serving_pool
 
 MS = 1e-3

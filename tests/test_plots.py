@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mtenv.cli import main
-from mtenv.plots import pareto_front
+from mtenv.render.plots import pareto_front
+from mtenv.tools.cli import main
 
 pytest.importorskip("matplotlib")
 
@@ -80,7 +80,7 @@ def test_learning_curves_are_drawn_when_training_left_one(tmp_path, capsys):
 
 def test_plot_draws_every_run_and_writes_where_told(tmp_path, capsys, monkeypatch):
     """Timeline figures get one panel per run; the default folder is ./plots, not a run's."""
-    from mtenv.plots import build_figures, load_run
+    from mtenv.render.plots import build_figures, load_run
 
     runs = [record(tmp_path, p, capsys) for p in ("random", "round-robin")]
     figures = build_figures([load_run(r) for r in runs])

@@ -17,9 +17,11 @@ import pytest
 import torch
 import yaml
 from conftest import BASE_SCENARIO, merge
-from mtenv.agents.base import AgentLoadError, EnvConfig, Learner
+
+import mtenv
 from mtenv.agents.hyperparams import hyperparameters_for
-from mtenv.agents.ppo import (
+from mtenv.agents.interfaces import AgentLoadError, EnvConfig, Learner
+from mtenv.agents.ppo.learner import (
     AGENT_FILE,
     META_MEMBER,
     DecisionCredit,
@@ -29,8 +31,6 @@ from mtenv.agents.ppo import (
     TrainingSettings,
     checkpoints,
 )
-
-import mtenv
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

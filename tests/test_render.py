@@ -17,9 +17,9 @@ from conftest import registered_kwargs
 from gymnasium.error import DependencyNotInstalled
 from gymnasium.utils.env_checker import check_env
 
-from mtenv.env import TaskAllocationEnv
-from mtenv.snapshot import Snapshot
-from mtenv.viewer import FONT_PATH, HEIGHT, WIDTH, Viewer
+from mtenv.core.snapshot import Snapshot
+from mtenv.envs.task_allocation import TaskAllocationEnv
+from mtenv.render.viewer import FONT_PATH, HEIGHT, WIDTH, Viewer
 
 pytest.importorskip("pygame")
 
@@ -198,7 +198,7 @@ def test_font_is_shipped_and_simulator_stays_pygame_free(tmp_path):
     assert FONT_PATH.is_file() and FONT_PATH.suffix == ".ttf"
     assert (FONT_PATH.parent / "LICENSE").is_file()
     code = (
-        "import sys, mtenv.env, mtenv.simulator, mtenv.snapshot;"
+        "import sys, mtenv.envs.task_allocation, mtenv.core.simulator, mtenv.core.snapshot;"
         "assert 'pygame' not in sys.modules, 'pygame imported eagerly'"
     )
     # From elsewhere, so that the installed package is imported, not the source folder.

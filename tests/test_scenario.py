@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mtenv.scenario import (
+from mtenv.core.schema import (
     Scenario,
     ScenarioError,
     load_scenario,
@@ -90,7 +90,7 @@ def test_names_resolve_whether_written_with_hyphens_or_underscores(
 ) -> None:
     # A shipped file may use either separator; users may type either one.
     fake = {"quickstart": SHIPPED["quickstart"], shipped_as: tmp_path / f"{shipped_as}.yaml"}
-    monkeypatch.setattr("mtenv.scenario.shipped_scenarios", lambda: fake)
+    monkeypatch.setattr("mtenv.core.schema.shipped_scenarios", lambda: fake)
     monkeypatch.chdir(tmp_path)
     assert resolve_scenario_path(asked) == fake[shipped_as]
 
@@ -324,7 +324,7 @@ def test_shipped_files_are_labelled_by_file_name(
     raw = quickstart_raw()
     raw["episode_tasks"] = 0
     bad = write_yaml(tmp_path / "quickstart.yaml", raw)
-    monkeypatch.setattr("mtenv.scenario._is_shipped", lambda path: True)
+    monkeypatch.setattr("mtenv.core.schema._is_shipped", lambda path: True)
     assert error_of(bad) == "quickstart.yaml: episode_tasks: expected a number >= 1, got 0"
 
 
@@ -516,13 +516,13 @@ def test_extends_an_inherited_trace_still_finds_its_file(tmp_path: Path) -> None
 
 
 def _models_of_the_schema() -> list[type]:
-    from mtenv.scenario import _schema_blocks
+    from mtenv.core.schema import _schema_blocks
 
     return [model for _, model, _ in _schema_blocks(Scenario, "")]
 
 
 def test_committed_schema_reference_is_in_sync() -> None:
-    from mtenv.scenario import schema_reference
+    from mtenv.core.schema import schema_reference
 
     committed = Path(__file__).parents[1] / "docs" / "scenario-schema.md"
     assert committed.read_text(encoding="utf-8") == schema_reference(), (
@@ -531,7 +531,7 @@ def test_committed_schema_reference_is_in_sync() -> None:
 
 
 def test_schema_reference_documents_every_field_of_every_block() -> None:
-    from mtenv.scenario import schema_reference
+    from mtenv.core.schema import schema_reference
 
     text = schema_reference()
     models = _models_of_the_schema()
@@ -554,7 +554,7 @@ def test_schema_reference_documents_every_field_of_every_block() -> None:
 def test_minute_counts_traces_replay_and_bad_rows_name_the_line(tmp_path) -> None:
     """The Azure-2019-shaped per-minute counts trace drives arrivals; a bad row is one error
     naming the trace file and its line."""
-    from mtenv.env import TaskAllocationEnv
+    from mtenv.envs.task_allocation import TaskAllocationEnv
 
     shipped = resources.files("mtenv.scenarios") / "traces" / "azure2019_minute_counts.csv"
     raw = quickstart_raw()
@@ -607,7 +607,7 @@ def test_one_run_reports_schema_errors_and_unresolved_names_together(tmp_path: P
 
 
 def test_schema_reference_lists_every_device_kind() -> None:
-    from mtenv.devices import DEVICE_KINDS
+    from mtenv.core.devices import DEVICE_KINDS
 
     row = next(line for line in schema_reference().splitlines() if "`devices[].kind`" in line)
     assert all(kind in row for kind in DEVICE_KINDS)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import first_valid, play
 
-from mtenv.scenario import ProfileConfig
+from mtenv.core.schema import ProfileConfig
 from mtenv.zoo import load_model, model_stats, serving_pool
 
 MS = 1e-3

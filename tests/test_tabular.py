@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 import yaml
 from conftest import BASE_SCENARIO, merge, registered_kwargs, tiny_scenario
-from mtenv.agents.base import AgentLoadError, EnvConfig, Learner
-from mtenv.agents.discretiser import (
+
+import mtenv
+from mtenv.agents.hyperparams import DEFAULT_ENV_ID, hyperparameters_for
+from mtenv.agents.interfaces import AgentLoadError, EnvConfig, Learner
+from mtenv.agents.tabular.discretiser import (
     Discretiser,
     DiscretiserConfig,
     DiscretiserError,
     FeatureSpec,
 )
-from mtenv.agents.hyperparams import DEFAULT_ENV_ID, hyperparameters_for
-from mtenv.agents.tabular import (
+from mtenv.agents.tabular.learners import (
     AGENT_FILE,
     CHECKPOINT_FILE,
     TABULAR_LEARNERS,
@@ -28,9 +30,7 @@ from mtenv.agents.tabular import (
     Sarsa,
     TabularLearner,
 )
-
-import mtenv
-from mtenv.env import TaskAllocationEnv
+from mtenv.envs.task_allocation import TaskAllocationEnv
 
 LEARNERS = [QLearning, Sarsa, ExpectedSarsa]
 

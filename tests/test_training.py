@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import yaml
 from conftest import BASE_SCENARIO, merge
-from mtenv.agents.base import AgentLoadError
+
+import mtenv
 from mtenv.agents.hyperparams import FILES, hyperparameters_for, parse_override
+from mtenv.agents.interfaces import AgentLoadError
 from mtenv.agents.saved import load_agent
 from mtenv.agents.training import (
     MANIFEST,
@@ -22,10 +24,8 @@ from mtenv.agents.training import (
     _RunCallback,
     train,
 )
-
-import mtenv
-from mtenv.cli import EXIT_BAD_INPUT, main
-from mtenv.env import TaskAllocationEnv
+from mtenv.envs.task_allocation import TaskAllocationEnv
+from mtenv.tools.cli import EXIT_BAD_INPUT, main
 
 TABULAR_STEPS = 1_500  # 30 episodes of the 50-task scenario below
 
@@ -317,7 +317,7 @@ def test_eval_puts_the_agent_beside_the_baselines_on_the_same_seeds(
 ) -> None:
     assert main(["eval", str(trained), "--episodes", "3", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    from mtenv.agents.registry import BASELINES
+    from mtenv.agents.policies import BASELINES
 
     assert set(payload["baselines"]) == {*BASELINES, "oracle"}
     assert payload["baselines"]["oracle"]["upper_bound"] is True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtenv.video import VideoError, write_video
+from mtenv.render.video import VideoError, write_video
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -51,7 +51,7 @@ def test_missing_folder_is_named(tmp_path):
 
 
 def test_render_command_records_one_frame_per_decision_plus_the_start(tmp_path, capsys):
-    from mtenv.cli import main
+    from mtenv.tools.cli import main
 
     out = tmp_path / "quick.gif"
     assert main(["render", "--policy", "random", "--steps", "9", "--out", str(out)]) == 0
@@ -61,14 +61,14 @@ def test_render_command_records_one_frame_per_decision_plus_the_start(tmp_path, 
 
 
 def test_render_command_shows_a_window_under_the_dummy_driver(capsys):
-    from mtenv.cli import main
+    from mtenv.tools.cli import main
 
     assert main(["render", "--steps", "3", "--show", "--fps", "1000"]) == 0
 
 
 @pytest.mark.parametrize("extra", [[], ["--show", "--out", "x.gif"]])
 def test_render_command_needs_exactly_one_destination(extra, capsys):
-    from mtenv.cli import main
+    from mtenv.tools.cli import main
 
     assert main(["render", "--steps", "2", *extra]) == 2
     assert "exactly one of --out" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 * :mod:`mtenv.zoo.data`: the bundled 8×8 digits, the fixed split, corruption levels, the
   16×16 localize canvases and the input pools tasks draw from.
-* :mod:`mtenv.zoo.tasks`: the task types (``classify``, ``localize``), their class counts and
+* :mod:`mtenv.zoo.task_types`: the task types (``classify``, ``localize``), their class counts and
   :func:`pool_for`.
 * :mod:`mtenv.zoo.models`: the architectures (classifiers, distilled students, localizers, the
   shared-trunk :class:`MultiTaskNet`) and their measured :class:`ModelStats`.
@@ -37,7 +37,7 @@ from mtenv.zoo.models import (
     task_logits,
 )
 from mtenv.zoo.store import load_model, weights_path
-from mtenv.zoo.tasks import INPUT_SHAPES, N_CLASSES, TASK_TYPES, pool_for
+from mtenv.zoo.task_types import INPUT_SHAPES, N_CLASSES, TASK_TYPES, pool_for
 from mtenv.zoo.train import RECIPES, TrainRecipe, train_model, train_zoo
 
 __all__ = [

@@ -26,7 +26,7 @@ import torch
 from mtenv.zoo.data import CLUTTER, LEVELS, N_LEVELS, Pool
 from mtenv.zoo.models import MODEL_NAMES, architecture_of, model_stats, task_logits
 from mtenv.zoo.store import atomic_path, load_model, read_metadata, weights_path
-from mtenv.zoo.tasks import INPUT_SHAPES, N_CLASSES, TASK_TYPES, pool_for
+from mtenv.zoo.task_types import INPUT_SHAPES, N_CLASSES, TASK_TYPES, pool_for
 from mtenv.zoo.train import deterministic_cpu
 
 __all__ = [

@@ -10,7 +10,7 @@ a validation pool (for tuning policies or thresholds) and a serving pool (what t
 sends to the models). A :class:`Pool` lays out every base image at every level, so input id
 ``i = level * n_per_level + j`` is base image ``j`` at ``level``.
 
-Two task types are built from the same digits (see :mod:`mtenv.zoo.tasks`):
+Two task types are built from the same digits (see :mod:`mtenv.zoo.task_types`):
 
 * ``classify``: which digit an 8×8 image shows (10 classes).
 * ``localize``: each digit is pasted at a random position on a 16×16 canvas (with the blur,
@@ -68,7 +68,7 @@ N_DIGITS = 10
 
 N_CLASSES = N_DIGITS
 """Number of digit classes, as before the zoo had several task types. The per-task-type mapping
-(``{"classify": 10, "localize": 9}``) is :data:`mtenv.zoo.tasks.N_CLASSES`."""
+(``{"classify": 10, "localize": 9}``) is :data:`mtenv.zoo.task_types.N_CLASSES`."""
 
 SPLIT_SEED = 20240601
 """Seed of the train / validation / serving split. Changing it changes every shipped artefact."""

@@ -30,7 +30,7 @@ from torch import nn
 
 from mtenv.zoo.data import CANVAS_SIZE, to_canvas
 from mtenv.zoo.errors import ZooError
-from mtenv.zoo.tasks import INPUT_SHAPES, N_CLASSES, TASK_TYPES, check_task_type
+from mtenv.zoo.task_types import INPUT_SHAPES, N_CLASSES, TASK_TYPES, check_task_type
 
 __all__ = [
     "INPUT_SHAPE",
@@ -310,7 +310,7 @@ class ModelStats:
     layers: int
     """Number of Linear and Conv2d modules."""
     task_types: tuple[str, ...] = ("classify",)
-    """Task types this model serves (a subset of :data:`mtenv.zoo.tasks.TASK_TYPES`)."""
+    """Task types this model serves (a subset of :data:`mtenv.zoo.task_types.TASK_TYPES`)."""
     trunk_flops: int | None = None
     """Multi-task models only: FLOPs per sample of the shared trunk (runs once per input)."""
     head_flops: dict[str, int] = field(default_factory=dict, hash=False)

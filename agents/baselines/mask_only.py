@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
-from mtenv.agents.base import BasePolicy
+
+from mtenv.agents.interfaces import BasePolicy
 
 
 class RandomPolicy(BasePolicy):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtenv.arrivals import (
+from mtenv.core.arrivals import (
     ArrivalProcess,
     DiurnalArrivals,
     GammaArrivals,
@@ -20,7 +20,7 @@ from mtenv.arrivals import (
     SpikeArrivals,
     TraceArrivals,
 )
-from mtenv.scenario import (
+from mtenv.core.schema import (
     DiurnalConfig,
     GammaConfig,
     OnOffConfig,
@@ -31,8 +31,8 @@ from mtenv.scenario import (
     TraceConfig,
     WorkloadConfig,
 )
-from mtenv.traces import TraceError, load_counts_csv, load_timestamps_csv
-from mtenv.types import Task
+from mtenv.core.tasks import Task
+from mtenv.core.traces import TraceError, load_counts_csv, load_timestamps_csv
 from mtenv.zoo import N_LEVELS, Pool
 
 _BLOCK = 1024

@@ -26,17 +26,17 @@ from functools import partial
 
 import numpy as np
 
-from mtenv.devices import DeviceSpec
-from mtenv.inference import InferenceEngine
-from mtenv.metrics import DeviceUsage, EpisodeMetrics
-from mtenv.plans import Plan
-from mtenv.profiles import LatencyProfile, ProfileScale, derive_profile
-from mtenv.scenario import Scenario
-from mtenv.stages import TRUNK, StageRunner, build_stages
-from mtenv.types import Task, TaskStatus
-from mtenv.workload import TaskGenerator
+from mtenv.core.devices import DeviceSpec
+from mtenv.core.inference import InferenceEngine
+from mtenv.core.metrics import DeviceUsage, EpisodeMetrics
+from mtenv.core.plans import Plan
+from mtenv.core.profiles import LatencyProfile, ProfileScale, derive_profile
+from mtenv.core.schema import Scenario
+from mtenv.core.stages import TRUNK, StageRunner, build_stages
+from mtenv.core.tasks import Task, TaskStatus
+from mtenv.core.workload import TaskGenerator
 from mtenv.zoo import model_stats
-from mtenv.zoo.tasks import N_CLASSES
+from mtenv.zoo.task_types import N_CLASSES
 
 _DONE, _WAKE = 0, 1
 

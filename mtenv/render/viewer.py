@@ -1,4 +1,4 @@
-"""Draw a :class:`~mtenv.snapshot.Snapshot` with pygame: ``rgb_array`` frames or a window.
+"""Draw a :class:`~mtenv.core.snapshot.Snapshot` with pygame: ``rgb_array`` frames or a window.
 
 pygame is imported when a :class:`Viewer` is built (the env builds one on its first
 ``render()``), never at import time, and the simulator never sees it. Text uses the DejaVu Sans
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from gymnasium.error import DependencyNotInstalled
 
+from mtenv.core.snapshot import OUTCOMES, DeviceView, Snapshot
 from mtenv.extras import install_hint
-from mtenv.snapshot import OUTCOMES, DeviceView, Snapshot
 
 FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans.ttf"
 WIDTH, HEIGHT = 1280, 720

@@ -21,8 +21,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from mtenv.agents.features import argbest
-from mtenv.agents.heuristics import CatalogPolicy
+
+from mtenv.agents.baselines.heuristics import CatalogPolicy
+from mtenv.envs.observation import argbest
 
 
 class PlanBandit(CatalogPolicy):

@@ -1,7 +1,8 @@
 """Tabular Q-learning, SARSA and Expected SARSA over a discretised observation.
 
 All three keep one value per (state, action), the state coming from a
-:class:`~mtenv.agents.discretiser.Discretiser`, and differ only in the value of the state they
+:class:`~mtenv.agents.tabular.discretiser.Discretiser`, and
+differ only in the value of the state they
 bootstrap from::
 
     Q(s, a) ← Q(s, a) + α · [G − Q(s, a)]
@@ -49,7 +50,8 @@ tracking the current policy.
 **Files.** ``save`` writes ``agent.npz`` (no pickle: numbers, strings and JSON strings only) with
 a format marker and version, the kind, Q, visit counts, the discretiser's configuration, the
 hyperparameters, the env's feature names and action labels, and the steps trained; ``load``
-checks every field and raises :class:`~mtenv.agents.base.AgentLoadError` naming the file and the
+checks every field and raises :class:`~mtenv.agents.interfaces.AgentLoadError`
+naming the file and the
 field. ``learn`` writes ``run_dir/checkpoints/tabular.npz`` atomically after every episode (the
 same fields plus the run's seed and the exploration generator's state), from which ``resume``
 continues a killed run to the bit-identical Q-table of an uninterrupted one.
@@ -72,8 +74,9 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-from mtenv.agents.base import AgentLoadError, BasePolicy, EnvConfig, TrainingCallback
-from mtenv.agents.discretiser import Discretiser, DiscretiserConfig, DiscretiserError
+
+from mtenv.agents.interfaces import AgentLoadError, BasePolicy, EnvConfig, TrainingCallback
+from mtenv.agents.tabular.discretiser import Discretiser, DiscretiserConfig, DiscretiserError
 
 FORMAT = "mtenv-tabular"
 FORMAT_VERSION = 1
@@ -128,7 +131,7 @@ class TabularHyperparameters:
     ``{start, end, fraction}``. ``q_init``: the initial Q-value of every entry (above the
     typical return it is optimistic and drives exploration). ``n_step``: rewards summed before
     the bootstrap (1: the one-step rule). ``discretiser``: a list of feature specs (see
-    :mod:`mtenv.agents.discretiser`) or ``{features, max_table_entries}``; ``None`` for the
+    :mod:`mtenv.agents.tabular.discretiser`) or ``{features, max_table_entries}``; ``None`` for the
     default set.
     """
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtenv.inference import InferenceEngine
-from mtenv.plans import (
+from mtenv.core.inference import InferenceEngine
+from mtenv.core.plans import (
     CascadePlan,
     EnsemblePlan,
     MultiTaskPlan,
@@ -31,7 +31,7 @@ from mtenv.plans import (
     fuse,
     uniform_weights,
 )
-from mtenv.types import Task
+from mtenv.core.tasks import Task
 
 MODEL, ENSEMBLE, TRUNK = "model", "ensemble", "trunk"
 

@@ -12,7 +12,8 @@ Processes
 * :class:`OnOffArrivals`: two-state Markov-modulated Poisson process (MMPP), bursts and lulls.
 * :class:`DiurnalArrivals`: non-homogeneous Poisson with a sinusoidal daily (or any) cycle.
 * :class:`SpikeArrivals`: piecewise-constant rate, a spike (or a dip) of chosen length, or a step.
-* :class:`TraceArrivals`: replay of recorded timestamps (see :mod:`mtenv.traces`), rate-scaled and
+* :class:`TraceArrivals`: replay of recorded timestamps (see :mod:`mtenv.core.traces`),
+  rate-scaled and
   optionally looped.
 
 Determinism and speed
@@ -582,8 +583,8 @@ class TraceArrivals(ArrivalProcess):
     ``mean_rate = n / loop_period_s · rate_scale = (n − 1)/span · rate_scale``: the exact
     long-run rate of the looped replay (the reciprocal of the mean gap, scaled).
 
-    Load trace files with :func:`mtenv.traces.load_timestamps_csv` or
-    :func:`mtenv.traces.load_counts_csv`.
+    Load trace files with :func:`mtenv.core.traces.load_timestamps_csv` or
+    :func:`mtenv.core.traces.load_counts_csv`.
 
     Args:
         timestamps: 1-D sequence of arrival times (s), finite and non-decreasing.
@@ -611,7 +612,7 @@ class TraceArrivals(ArrivalProcess):
             i = int(np.argmax(np.diff(ts) < 0)) + 1
             raise ValueError(
                 f"timestamps must be sorted ascending: timestamps[{i}] = {ts[i]!r} comes after "
-                f"{ts[i - 1]!r} (mtenv.traces loaders sort for you)"
+                f"{ts[i - 1]!r} (mtenv.core.traces loaders sort for you)"
             )
         ts -= ts[0]
         span = float(ts[-1])

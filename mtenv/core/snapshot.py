@@ -1,7 +1,7 @@
 """A frozen, read-only picture of the simulator: what one rendered frame shows.
 
 :func:`take_snapshot` copies plain values (strings, numbers, tuples) out of a
-:class:`~mtenv.simulator.Simulator`, so a snapshot holds no reference to live state and the
+:class:`~mtenv.core.simulator.Simulator`, so a snapshot holds no reference to live state and the
 viewer that draws it never touches the simulator. Nothing here imports pygame.
 """
 
@@ -11,8 +11,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mtenv.simulator import Simulator
-from mtenv.types import Task, TaskStatus
+from mtenv.core.simulator import Simulator
+from mtenv.core.tasks import Task, TaskStatus
 
 MAX_QUEUE_MARKS = 24  # queued tasks listed per device (the queue length is always exact)
 OUTCOMES = ("correct", "wrong", "late", "rejected", "dropped")

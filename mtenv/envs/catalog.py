@@ -9,7 +9,7 @@ Accuracy is measured on the zoo's *validation* split (never the serving pool tas
 from), with the real models and the rules the simulator serves by: ensembles fuse their members'
 real probabilities with their uniform or validation-fitted weights (an online ensemble with the
 uniform weights it starts every episode from), cascades escalate where the first model's real
-confidence is under the threshold (the zoo card's plan evaluation, :mod:`mtenv.plan_card`,
+confidence is under the threshold (the zoo card's plan evaluation, :mod:`mtenv.tools.plan_card`,
 serves the pool). The numbers are computed once per process and plan.
 
 This module imports neither torch nor the simulator at import time: the env imports it, and
@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from mtenv.inference import InferenceEngine
-    from mtenv.plans import Plan
-    from mtenv.scenario import RewardConfig
-    from mtenv.simulator import Simulator
+    from mtenv.core.inference import InferenceEngine
+    from mtenv.core.plans import Plan
+    from mtenv.core.schema import RewardConfig
+    from mtenv.core.simulator import Simulator
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def plan_quality(
     key = (plan, task_type, split, engine.device)
     quality = _QUALITY.get(key)
     if quality is None:
-        from mtenv.plan_card import _serve_offline as serve_pool
+        from mtenv.tools.plan_card import _serve_offline as serve_pool
         from mtenv.zoo import N_LEVELS, pool_for
 
         pool = pool_for(task_type, split)

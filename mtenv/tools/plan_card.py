@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from mtenv.devices import device_spec
-from mtenv.inference import InferenceEngine
-from mtenv.plans import CascadePlan, EnsemblePlan, Plan, fit_ensemble_weights, fuse
-from mtenv.profiles import derive_profile
-from mtenv.scenario import ProfileConfig, SinglePlanConfig, parse_plans
+from mtenv.core.devices import device_spec
+from mtenv.core.inference import InferenceEngine
+from mtenv.core.plans import CascadePlan, EnsemblePlan, Plan, fit_ensemble_weights, fuse
+from mtenv.core.profiles import derive_profile
+from mtenv.core.schema import ProfileConfig, SinglePlanConfig, parse_plans
 from mtenv.zoo import N_LEVELS, model_stats
 from mtenv.zoo.card import CardSection, markdown_table
-from mtenv.zoo.tasks import pool_for
+from mtenv.zoo.task_types import pool_for
 
 CARD_PLANS: list[dict[str, Any]] = [
     {"kind": "ensemble", "members": ["cnn_wide", "cnn_deep"]},

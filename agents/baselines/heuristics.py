@@ -2,7 +2,7 @@
 
 Each policy reads the task's type and difficulty and every action's expected completion time
 (``est``, ÷ the SLO: ≤ 1 means on time) from the observation, and each plan's accuracy and each
-action's price from the env's :class:`~mtenv.catalog.ActionCatalog`. All of them only ever pick
+action's price from the env's :class:`~mtenv.envs.catalog.ActionCatalog`. All of them only ever pick
 a valid action and reject only when no serving action is valid.
 
 Words used in the rules below, the same in every policy:
@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
-from mtenv.agents.base import BasePolicy
-from mtenv.agents.features import ObservationLayout, argbest, serving_grid
+
+from mtenv.agents.interfaces import BasePolicy
+from mtenv.envs.observation import ObservationLayout, argbest, serving_grid
 
 
 @dataclass(frozen=True)

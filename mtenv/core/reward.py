@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mtenv.scenario import RewardConfig
-from mtenv.types import Task, TaskStatus
+from mtenv.core.schema import RewardConfig
+from mtenv.core.tasks import Task, TaskStatus
 
 
 @dataclass(frozen=True)

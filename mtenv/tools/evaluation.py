@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 if TYPE_CHECKING:
-    from mtenv.agents.base import Policy
+    from mtenv.agents.interfaces import Policy
 
 # Two-sided 97.5 % quantiles of Student's t for 1..30 degrees of freedom.
 _T975 = (
@@ -87,7 +87,7 @@ def run_episode(
 ) -> dict[str, Any]:
     """Play one episode: ``policy.act(observation, mask)`` picks each action, and after each
     step ``policy.observe(reward, info)`` sees its outcome. Returns the final
-    ``info["metrics"]``. A :class:`~mtenv.recording.RunRecorder` may watch it."""
+    ``info["metrics"]``. A :class:`~mtenv.tools.recording.RunRecorder` may watch it."""
     if recorder is not None:
         recorder.start_episode()
     obs, info = env.reset(seed=seed)

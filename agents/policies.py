@@ -5,16 +5,17 @@ from __future__ import annotations
 import difflib
 
 import gymnasium as gym
-from mtenv.agents.bandits import EpsilonGreedyPolicy, Exp3Policy, Ucb1Policy
-from mtenv.agents.base import BasePolicy
-from mtenv.agents.baselines import RandomPolicy, RoundRobinPolicy
-from mtenv.agents.heuristics import (
+
+from mtenv.agents.baselines.bandits import EpsilonGreedyPolicy, Exp3Policy, Ucb1Policy
+from mtenv.agents.baselines.heuristics import (
     CascadePolicy,
     FastestPolicy,
     InfaasPolicy,
     LeastLoadedPolicy,
     MostAccuratePolicy,
 )
+from mtenv.agents.baselines.mask_only import RandomPolicy, RoundRobinPolicy
+from mtenv.agents.interfaces import BasePolicy
 from mtenv.agents.oracle import OraclePolicy
 
 POLICIES: dict[str, type[BasePolicy]] = {

@@ -19,7 +19,7 @@ import torch
 from mtenv.zoo import load_model, model_stats
 from mtenv.zoo.data import CANVAS_SIZE, to_canvas
 from mtenv.zoo.models import MultiTaskNet
-from mtenv.zoo.tasks import pool_for
+from mtenv.zoo.task_types import pool_for
 
 INFERENCE_MODES = ("live", "memoized")
 _MEMO_CHUNK = 64

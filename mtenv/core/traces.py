@@ -1,4 +1,4 @@
-"""Arrival trace files: load recorded arrival times for :class:`mtenv.arrivals.TraceArrivals`.
+"""Arrival trace files: load recorded arrival times for :class:`mtenv.core.arrivals.TraceArrivals`.
 
 Two CSV shapes are read, both UTF-8 (a byte-order mark is allowed) with a header line; blank lines
 are skipped, extra columns are ignored, column names are matched case-insensitively after

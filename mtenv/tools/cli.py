@@ -45,11 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     from gymnasium.error import DependencyNotInstalled
 
-    from mtenv.agents.base import AgentLoadError
     from mtenv.agents.hyperparams import HyperparameterError
+    from mtenv.agents.interfaces import AgentLoadError
     from mtenv.agents.training import TrainingError
+    from mtenv.core.schema import ScenarioError
     from mtenv.extras import missing_extra_message
-    from mtenv.scenario import ScenarioError
     from mtenv.zoo import ZooError
 
     try:
@@ -281,9 +281,9 @@ def _positive_int(text: str) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from mtenv.agents.explain import TracedPolicy, write_trace
-    from mtenv.env import TaskAllocationEnv
-    from mtenv.evaluation import evaluate_policy, summarize_runs
-    from mtenv.recording import RunRecorder
+    from mtenv.envs.task_allocation import TaskAllocationEnv
+    from mtenv.tools.evaluation import evaluate_policy, summarize_runs
+    from mtenv.tools.recording import RunRecorder
 
     out = _run_folder(args.out)
     trace = _trace_file(args.trace)
@@ -344,7 +344,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _baseline_names(spec: str) -> list[str]:
     """``--baselines`` checked before any work: names, ``all`` or ``none``."""
-    from mtenv.agents.registry import BASELINES, POLICIES
+    from mtenv.agents.policies import BASELINES, POLICIES
 
     if spec == "none":
         return []
@@ -390,9 +390,9 @@ def _compare_with_baselines(
 
     Baselines run with memoized inference, which gives the same trajectories as live inference
     for a seed, only faster."""
-    from mtenv.agents.registry import POLICIES, make_policy
-    from mtenv.env import TaskAllocationEnv
-    from mtenv.evaluation import evaluate_policy, summarize
+    from mtenv.agents.policies import POLICIES, make_policy
+    from mtenv.envs.task_allocation import TaskAllocationEnv
+    from mtenv.tools.evaluation import evaluate_policy, summarize
 
     print(f"baselines: {len(names)} on the same {args.episodes} seed(s) ...", file=sys.stderr)
     env = TaskAllocationEnv(scenario, inference="memoized", device=args.device)
@@ -479,7 +479,7 @@ def _json_float(x: float) -> float | None:
 
 
 def _metrics_table(scenario: str, policy: str, episodes: int, summary: dict) -> str:
-    from mtenv.evaluation import HEADLINE_METRICS
+    from mtenv.tools.evaluation import HEADLINE_METRICS
 
     rows = [k for k in HEADLINE_METRICS if k in summary]
     rows += sorted(k for k in summary if k.startswith(("utilization.", "plan_mix.")))
@@ -499,8 +499,8 @@ def _metrics_table(scenario: str, policy: str, episodes: int, summary: dict) -> 
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from mtenv.env import TaskAllocationEnv
-    from mtenv.video import VideoError, check_video_path, write_video
+    from mtenv.envs.task_allocation import TaskAllocationEnv
+    from mtenv.render.video import VideoError, check_video_path, write_video
 
     if args.show == (args.out is not None):
         raise CliError("render: give exactly one of --out FILE.gif|.mp4 and --show")
@@ -537,7 +537,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from mtenv.plots import RunFolderError, plot_runs
+    from mtenv.render.plots import RunFolderError, plot_runs
 
     out = Path(_out_dir(args.out))
     try:
@@ -597,8 +597,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from mtenv.agents.explain import TracedPolicy, explain, format_explanation, write_trace
     from mtenv.agents.saved import is_run_folder
     from mtenv.agents.training import read_manifest
-    from mtenv.env import TaskAllocationEnv
-    from mtenv.evaluation import run_episode
+    from mtenv.envs.task_allocation import TaskAllocationEnv
+    from mtenv.tools.evaluation import run_episode
 
     scenario = args.scenario
     if scenario is None:
@@ -652,7 +652,7 @@ def _cmd_zoo_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_zoo_card(args: argparse.Namespace) -> int:
-    from mtenv.plan_card import plan_section
+    from mtenv.tools.plan_card import plan_section
     from mtenv.zoo import write_card
 
     out = _out_dir(args.out)
@@ -665,7 +665,7 @@ def _cmd_zoo_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_perf(args: argparse.Namespace) -> int:
-    from mtenv.perf import format_memory_report, format_report, run_memory, run_perf
+    from mtenv.tools.perf import format_memory_report, format_report, run_memory, run_perf
 
     if args.memory:
 
@@ -685,7 +685,7 @@ def _cmd_perf(args: argparse.Namespace) -> int:
 
 def _scenario_row(name: str) -> dict[str, Any]:
     """One shipped scenario's line of ``scenarios list``."""
-    from mtenv.scenario import load_scenario
+    from mtenv.core.schema import load_scenario
 
     scenario = load_scenario(name)
     return {
@@ -698,7 +698,7 @@ def _scenario_row(name: str) -> dict[str, Any]:
 
 
 def _cmd_scenarios_list(args: argparse.Namespace) -> int:
-    from mtenv.scenario import ScenarioError, shipped_scenarios
+    from mtenv.core.schema import ScenarioError, shipped_scenarios
 
     rows, problems = [], []
     for name in shipped_scenarios():
@@ -740,7 +740,7 @@ def _scenario_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cmd_scenarios_show(args: argparse.Namespace) -> int:
-    from mtenv.scenario import load_scenario, scenario_yaml
+    from mtenv.core.schema import load_scenario, scenario_yaml
 
     scenario = load_scenario(args.scenario)
     print(f"# {scenario.name}, resolved from {scenario.source}", end="\n")
@@ -749,7 +749,7 @@ def _cmd_scenarios_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_scenarios_validate(args: argparse.Namespace) -> int:
-    from mtenv.scenario import ScenarioError, load_scenario
+    from mtenv.core.schema import ScenarioError, load_scenario
 
     bad = 0
     for file in args.files:
@@ -765,7 +765,7 @@ def _cmd_scenarios_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_scenarios_schema(args: argparse.Namespace) -> int:
-    from mtenv.scenario import schema_reference
+    from mtenv.core.schema import schema_reference
 
     text = schema_reference()
     if args.out is None:

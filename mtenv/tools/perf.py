@@ -167,7 +167,7 @@ def run_memory(
     the episode (the tables and pools are built by then) plus a small allowance; the report
     gives both readings and their difference.
     """
-    from mtenv.env import TaskAllocationEnv
+    from mtenv.envs.task_allocation import TaskAllocationEnv
 
     env = TaskAllocationEnv(scenario, inference="memoized", episode_tasks=tasks)
     env.engine.warm_up()

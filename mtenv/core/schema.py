@@ -36,9 +36,9 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from mtenv.devices import DEVICE_KINDS, DeviceSpec, device_spec
-from mtenv.plans import CascadePlan, EnsemblePlan, MultiTaskPlan, Plan, SinglePlan
-from mtenv.profiles import ProfileScale
+from mtenv.core.devices import DEVICE_KINDS, DeviceSpec, device_spec
+from mtenv.core.plans import CascadePlan, EnsemblePlan, MultiTaskPlan, Plan, SinglePlan
+from mtenv.core.profiles import ProfileScale
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -351,7 +351,7 @@ class ProfileOverride(_Strict):
 
 
 class ProfileConfig(_Strict):
-    """How the zoo's small models stand in for production-sized ones (see mtenv.profiles).
+    """How the zoo's small models stand in for production-sized ones (see mtenv.core.profiles).
 
     The defaults make ``cnn_wide`` cost about what ResNet-50 costs (≈ 8 GFLOPs, ≈ 100 MB of
     weights, ≈ 50 layers) and scale the other models by the same factors.
@@ -861,7 +861,7 @@ _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _REFERENCE_INTRO = """\
 # Scenario schema reference
 
-<!-- Generated from the pydantic models in mtenv/scenario.py by
+<!-- Generated from the pydantic models in mtenv/core/schema.py by
      `mtenv scenarios schema --out docs/scenario-schema.md`; do not edit by hand. -->
 
 A scenario is one YAML mapping. Every block below lists its fields by path (`[]` is any item of

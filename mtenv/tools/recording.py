@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from mtenv.evaluation import summarize_runs
-from mtenv.types import TaskStatus
+from mtenv.core.tasks import TaskStatus
+from mtenv.tools.evaluation import summarize_runs
 
 
 class RunRecorder:

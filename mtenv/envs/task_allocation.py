@@ -15,18 +15,18 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from mtenv.catalog import ActionCatalog, build_catalog
-from mtenv.inference import InferenceEngine
-from mtenv.reward import TaskReward
-from mtenv.scenario import Scenario, load_scenario, shipped_scenarios
-from mtenv.simulator import Simulator
-from mtenv.snapshot import outcome_of, take_snapshot
-from mtenv.types import Task, TaskStatus
-from mtenv.workload import task_generator
+from mtenv.core.inference import InferenceEngine
+from mtenv.core.reward import TaskReward
+from mtenv.core.schema import Scenario, load_scenario, shipped_scenarios
+from mtenv.core.simulator import Simulator
+from mtenv.core.snapshot import outcome_of, take_snapshot
+from mtenv.core.tasks import Task, TaskStatus
+from mtenv.core.workload import task_generator
+from mtenv.envs.catalog import ActionCatalog, build_catalog
 from mtenv.zoo import N_LEVELS
 
 if TYPE_CHECKING:
-    from mtenv.viewer import Viewer
+    from mtenv.render.viewer import Viewer
 
 _MISS_EWMA = 0.05  # weight of the newest settled task in the recent SLO-miss rate (~20 tasks)
 _RECENT_OUTCOMES = 40  # settled tasks kept for the rendered outcome strip
@@ -38,7 +38,7 @@ class Feedback(Mapping[str, np.ndarray]):
     A read-only mapping (``feedback["reward"]``) of numpy arrays:
 
     * ``action`` (int64): the action that served the task; ``reject_action`` if it was rejected;
-    * ``reward`` (float64): what the task earned (:class:`~mtenv.reward.TaskReward`); they sum
+    * ``reward`` (float64): what the task earned (:class:`~mtenv.core.reward.TaskReward`); they sum
       to the step's reward;
     * ``correct`` (bool): completed with the right answer, on time or not;
     * ``on_time`` (bool): completed by its deadline;
@@ -145,7 +145,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
 
     ``Discrete(n_plans · n_devices + 1)``: action ``p · n_devices + d`` serves the task with plan
     ``p`` on device ``d``; the last action rejects it. A plan is one model, an ensemble, a
-    cascade or a shared-trunk multi-task model (see :mod:`mtenv.plans`).
+    cascade or a shared-trunk multi-task model (see :mod:`mtenv.core.plans`).
     ``env.unwrapped.action_labels`` names every action. The valid actions are given as an
     ``np.int8`` mask in ``info["action_mask"]`` and as booleans by :meth:`action_masks` (for
     sb3-contrib's MaskablePPO). A plan is invalid on a device whose memory cannot hold its
@@ -172,7 +172,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     Given when a task's fate is settled, at the step after it happens (a rejection at once):
     ``priority × correct`` for an on-time right answer (``late_credit`` of that if late), minus
     the scenario's latency, SLO-miss, cost and energy penalties; ``-reject × priority`` for a
-    rejection. See :class:`mtenv.reward.TaskReward`.
+    rejection. See :class:`mtenv.core.reward.TaskReward`.
 
     ## Info
 
@@ -185,7 +185,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     ## Static descriptions
 
     Policies are built on the env and may read, besides the spaces: ``feature_names``,
-    ``action_labels`` and ``catalog``, an :class:`~mtenv.catalog.ActionCatalog` of public facts
+    ``action_labels`` and ``catalog``, an :class:`~mtenv.envs.catalog.ActionCatalog` of public facts
     about the actions (each plan's accuracy by task type and difficulty level on the zoo's
     validation split; each (plan, device) pair's expected cost, energy and reward penalty per
     task): what a deployed system knows from its model card and price list.
@@ -209,7 +209,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     ## Arguments
 
     * ``scenario`` (required): a shipped scenario name (``"quickstart"``), a YAML path, or a
-      :class:`~mtenv.scenario.Scenario`. The per-scenario ids pass it for you;
+      :class:`~mtenv.core.schema.Scenario`. The per-scenario ids pass it for you;
       ``mtenv/TaskAllocation-v0`` needs it (``ValueError`` listing the shipped names otherwise).
     * ``render_mode``: ``None``, ``"rgb_array"`` (:meth:`render` returns a 720×1280×3 uint8
       frame), ``"human"`` (a window, drawn at every ``reset``/``step``) or ``"ansi"`` (a text
@@ -222,8 +222,8 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
       ``episode_tasks``; ``None`` takes the scenario's. Short episodes of any registered id:
       ``gym.make("mtenv/EdgeBurst-v0", episode_tasks=50)``.
     * ``viewer``: an object with ``render(snapshot)`` and ``close()`` (see
-      :class:`mtenv.viewer.Viewer`) to draw frames with; ``None`` builds a pygame
-      :class:`~mtenv.viewer.Viewer` on the first render.
+      :class:`mtenv.render.viewer.Viewer`) to draw frames with; ``None`` builds a pygame
+      :class:`~mtenv.render.viewer.Viewer` on the first render.
 
     ## Version History
 
@@ -389,7 +389,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
 
     @cached_property
     def catalog(self) -> ActionCatalog:
-        """Static public facts about the actions (:class:`~mtenv.catalog.ActionCatalog`): each
+        """Static public facts about the actions (:class:`~mtenv.envs.catalog.ActionCatalog`): each
         plan's accuracy per task type and difficulty level on the zoo's validation split, and
         each (plan, device) pair's expected cost and energy per task. What a deployed system
         knows from its model card and price list; built on first use, then kept."""
@@ -458,14 +458,14 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         if self._done and self._task is None:
             raise RuntimeError("render() before reset(): call reset() first")
         if self.viewer is None:
-            from mtenv.viewer import Viewer
+            from mtenv.render.viewer import Viewer
 
             self.viewer = Viewer(self.render_mode, self.metadata["render_fps"])
             self._own_viewer = True
         return self.viewer.render(self.snapshot())
 
     def snapshot(self):
-        """A frozen copy of what a rendered frame shows (:class:`mtenv.snapshot.Snapshot`)."""
+        """A frozen copy of what a rendered frame shows (:class:`mtenv.core.snapshot.Snapshot`)."""
         label = self.action_labels[self._last_action] if self._last_action >= 0 else ""
         task = None if self._done else self._task
         return take_snapshot(

@@ -1,6 +1,6 @@
 """PPO learners: sb3-contrib's MaskablePPO (the default) and stable-baselines3's PPO.
 
-Both train on vectorised envs built from an :class:`~mtenv.agents.base.EnvConfig` (one
+Both train on vectorised envs built from an :class:`~mtenv.agents.interfaces.EnvConfig` (one
 ``SubprocVecEnv`` worker per env, each making ``"mtenv:<id>"`` so that it imports mtenv itself),
 evaluate on a separate env, write TensorBoard logs and checkpoints into a run folder and can be
 resumed from the last checkpoint after a kill.
@@ -44,7 +44,6 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-from mtenv.agents.base import AgentLoadError, EnvConfig, TrainingCallback
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 from stable_baselines3 import PPO
@@ -52,6 +51,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from mtenv.agents.interfaces import AgentLoadError, EnvConfig, TrainingCallback
 
 AGENT_FILE = "agent.zip"
 META_MEMBER = "mtenv-agent.json"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mtenv.devices import DeviceSpec
+from mtenv.core.devices import DeviceSpec
 
 
 @dataclass(frozen=True)

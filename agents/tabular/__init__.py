@@ -1,0 +1,1 @@
+"""Tabular Q-learning, SARSA and expected SARSA over a discretised observation."""

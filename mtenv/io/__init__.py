@@ -1,0 +1,1 @@
+"""Reading scenario files: YAML with ``extends``, error messages, the schema reference."""
