@@ -61,7 +61,9 @@ def learner_class(kind: str) -> type[Learner]:
             "expected-sarsa": tabular.ExpectedSarsa,
         }[kind]
     if kind in ("ppo", "maskable-ppo"):
-        from mtenv.agents.ppo import learner as ppo  # the train extra: the CLI names it when missing
+        from mtenv.agents.ppo import (
+            learner as ppo,  # the train extra: the CLI names it when missing
+        )
 
         return ppo.PPOAgent if kind == "ppo" else ppo.MaskablePPOAgent
     raise TrainingError(f"--agent: expected one of {', '.join(LEARNERS)}, got {kind!r}")
@@ -71,7 +73,7 @@ def env_config_for(scenario: str | Path) -> EnvConfig:
     """The training env of a scenario: its registered id for a shipped name, the generic id
     with an absolute path otherwise. Training uses memoized inference (same trajectories)."""
     from mtenv import ENV_IDS
-    from mtenv.core.schema import load_scenario, shipped_scenarios
+    from mtenv.io.scenario_files import load_scenario, shipped_scenarios
 
     kwargs: dict[str, Any] = {"inference": "memoized"}
     name = str(scenario)
@@ -339,7 +341,7 @@ def package_versions() -> dict[str, str]:
 
 
 def _scenario_yaml(scenario: str) -> str:
-    from mtenv.core.schema import load_scenario, scenario_yaml
+    from mtenv.io.scenario_files import load_scenario, scenario_yaml
 
     loaded = load_scenario(scenario)
     return f"# {loaded.name}, resolved from {loaded.source}\n{scenario_yaml(loaded)}"

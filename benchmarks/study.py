@@ -42,8 +42,8 @@ import numpy as np
 
 from mtenv.agents.policies import BASELINES
 from mtenv.agents.saved import resolve_policy
-from mtenv.core.schema import load_scenario, shipped_scenarios
 from mtenv.envs.task_allocation import TaskAllocationEnv
+from mtenv.io.scenario_files import load_scenario, shipped_scenarios
 from mtenv.tools.evaluation import evaluate_policy, flatten_metrics, summarize
 
 EVAL_SEED = 10_000

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from mtenv.core.schema import Scenario, parse_scenario
+from mtenv.core.schema import Scenario
 from mtenv.envs.task_allocation import TaskAllocationEnv
+from mtenv.io.scenario_files import parse_scenario
 
 BASE_SCENARIO: dict[str, Any] = {
     "name": "tiny",

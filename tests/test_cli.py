@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mtenv.core.schema import shipped_scenarios
+from mtenv.io.scenario_files import shipped_scenarios
 from mtenv.tools.cli import EXIT_BAD_INPUT, main
 
 HEADLINE = ("effective_accuracy", "slo_attainment", "latency_p99_ms")
@@ -284,7 +284,7 @@ def test_scenarios_list_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_scenarios_show_loads_back_to_an_equal_scenario(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
 ) -> None:
-    from mtenv.core.schema import load_scenario
+    from mtenv.io.scenario_files import load_scenario
 
     code, out, err = run_cli(capsys, "scenarios", "show", name)
     assert code == 0, err
@@ -346,7 +346,7 @@ def test_scenarios_validate_all_good_exits_zero(capsys: pytest.CaptureFixture[st
 def test_scenarios_schema_prints_and_writes_the_reference(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from mtenv.core.schema import schema_reference
+    from mtenv.io.schema_reference import schema_reference
 
     code, out, _ = run_cli(capsys, "scenarios", "schema")
     assert (code, out) == (0, schema_reference())

@@ -22,9 +22,9 @@ from conftest import first_valid, play, registered_kwargs
 from gymnasium.utils.env_checker import check_env, data_equivalence
 
 import mtenv
-from mtenv.core.schema import load_scenario
 from mtenv.core.traces import load_counts_csv, load_timestamps_csv
 from mtenv.envs.task_allocation import TaskAllocationEnv
+from mtenv.io.scenario_files import load_scenario
 
 ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("mtenv/"))
 REPO = Path(__file__).resolve().parents[1]

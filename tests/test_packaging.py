@@ -128,7 +128,7 @@ _SMOKE = textwrap.dedent(
     import numpy as np
 
     import mtenv, mtenv.agents, mtenv.scenarios
-    from mtenv.core.schema import load_scenario, shipped_scenarios
+    from mtenv.io.scenario_files import load_scenario, shipped_scenarios
     from mtenv.zoo import MODEL_NAMES, load_model, weights_path
 
     for module in (mtenv, mtenv.agents, mtenv.scenarios):

@@ -297,3 +297,70 @@ def test_card_plans_section_is_generated_and_shows_collaboration_paying():
     cascade = rows["cnn_small>cnn_wide@0.99"]
     assert cascade["accuracy"] >= rows["cnn_wide"]["accuracy"] - 0.005
     assert cascade["flops_per_task"] < 0.8 * rows["cnn_wide"]["flops_per_task"]
+
+
+# --- one serving rule: the simulator, the catalog and the card agree ------------------------------
+
+
+def test_simulator_catalog_and_card_serve_the_same_outputs_identically(monkeypatch):
+    """Outputs written here (some rows NaN, as a broken model would give) go through the
+    simulator's stage runner, the action catalog and the zoo card: every path gives the same
+    answers, and a NaN confidence never escalates a cascade."""
+    import mtenv.core.inference as inference
+    import mtenv.envs.catalog as catalog
+    from mtenv.core.plans import CascadePlan, serve_pool
+    from mtenv.core.stages import StageRunner, build_stages
+    from mtenv.core.tasks import Task
+    from mtenv.io.scenario_files import parse_plans
+    from mtenv.zoo import pool_for
+
+    models = ["linear", "cnn_small", "cnn_wide"]
+    rng = np.random.default_rng(0)
+    memo = {}
+    for split in ("serving", "validation"):
+        n = pool_for("classify", split).n_inputs
+        for m in models:
+            table = rng.dirichlet(np.full(10, 0.3), size=n).astype(np.float32)
+            table[::7] = np.nan  # every seventh input: a model that returned NaN
+            memo[(m, "classify", split, "cpu")] = table
+    monkeypatch.setattr(inference, "_MEMO", memo)
+    monkeypatch.setattr(catalog, "_QUALITY", {})
+    plans = parse_plans(
+        [
+            {"kind": "single", "model": "cnn_small"},
+            {"kind": "ensemble", "members": ["cnn_small", "cnn_wide"]},
+            {"kind": "ensemble", "members": models, "fusion": "vote", "weighting": "fitted"},
+            {"kind": "cascade", "first": "linear", "second": "cnn_wide", "threshold": 0.6},
+        ]
+    )
+    pool = pool_for("classify")
+    engine = inference.InferenceEngine(models, ["classify"], mode="memoized")
+    layout = build_stages(plans, models)
+    runner = StageRunner(plans, models, ["classify"], layout, engine)
+    card = evaluate_plans(plans)["plans"]
+    for p, plan in enumerate(plans):
+        tasks = [
+            Task(i, 0, i, int(label), int(level), 1.0, 0, 0.0, 1.0, plan=p, stage=layout.first[p])
+            for i, (label, level) in enumerate(zip(pool.labels, pool.levels, strict=True))
+        ]
+        runner.run(layout.first[p], tasks)
+        escalated = [t for t in tasks if t.escalate]
+        if escalated:
+            for task in escalated:
+                task.stage = layout.escalation[p]
+            runner.run(layout.escalation[p], escalated)
+        simulated = np.array([t.answer for t in tasks])
+        flagged = np.array([t.escalate for t in tasks])
+
+        served = serve_pool(plan, engine, "classify")
+        np.testing.assert_array_equal(simulated, served.answer)
+        np.testing.assert_array_equal(flagged, served.escalated)
+        right = simulated == pool.labels
+        by_level = [right[pool.levels == level].mean() for level in range(N_LEVELS)]
+        quality = catalog.plan_quality(plan, "classify", engine, split="serving")
+        np.testing.assert_allclose(quality.accuracy, by_level)
+        np.testing.assert_allclose(card[plan.name]["accuracy_by_level"], by_level, atol=5e-5)
+        if isinstance(plan, CascadePlan):
+            nan_rows = np.isnan(memo[("linear", "classify", "serving", "cpu")][:, 0])
+            assert nan_rows.any() and not flagged[nan_rows].any()
+            assert flagged.any() and card[plan.name]["escalation_rate"] > 0

@@ -15,15 +15,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mtenv.core.schema import (
-    Scenario,
-    ScenarioError,
+from mtenv.core.schema import Scenario, ScenarioError
+from mtenv.io.scenario_files import (
     load_scenario,
     parse_scenario,
     resolve_scenario_path,
-    schema_reference,
     shipped_scenarios,
 )
+from mtenv.io.schema_reference import schema_reference
 from mtenv.zoo import MODEL_NAMES
 
 SHIPPED = shipped_scenarios()
@@ -90,7 +89,7 @@ def test_names_resolve_whether_written_with_hyphens_or_underscores(
 ) -> None:
     # A shipped file may use either separator; users may type either one.
     fake = {"quickstart": SHIPPED["quickstart"], shipped_as: tmp_path / f"{shipped_as}.yaml"}
-    monkeypatch.setattr("mtenv.core.schema.shipped_scenarios", lambda: fake)
+    monkeypatch.setattr("mtenv.io.scenario_files.shipped_scenarios", lambda: fake)
     monkeypatch.chdir(tmp_path)
     assert resolve_scenario_path(asked) == fake[shipped_as]
 
@@ -324,7 +323,7 @@ def test_shipped_files_are_labelled_by_file_name(
     raw = quickstart_raw()
     raw["episode_tasks"] = 0
     bad = write_yaml(tmp_path / "quickstart.yaml", raw)
-    monkeypatch.setattr("mtenv.core.schema._is_shipped", lambda path: True)
+    monkeypatch.setattr("mtenv.io.scenario_files._is_shipped", lambda path: True)
     assert error_of(bad) == "quickstart.yaml: episode_tasks: expected a number >= 1, got 0"
 
 
@@ -516,13 +515,13 @@ def test_extends_an_inherited_trace_still_finds_its_file(tmp_path: Path) -> None
 
 
 def _models_of_the_schema() -> list[type]:
-    from mtenv.core.schema import _schema_blocks
+    from mtenv.io.schema_reference import _schema_blocks
 
     return [model for _, model, _ in _schema_blocks(Scenario, "")]
 
 
 def test_committed_schema_reference_is_in_sync() -> None:
-    from mtenv.core.schema import schema_reference
+    from mtenv.io.schema_reference import schema_reference
 
     committed = Path(__file__).parents[1] / "docs" / "scenario-schema.md"
     assert committed.read_text(encoding="utf-8") == schema_reference(), (
@@ -531,7 +530,7 @@ def test_committed_schema_reference_is_in_sync() -> None:
 
 
 def test_schema_reference_documents_every_field_of_every_block() -> None:
-    from mtenv.core.schema import schema_reference
+    from mtenv.io.schema_reference import schema_reference
 
     text = schema_reference()
     models = _models_of_the_schema()

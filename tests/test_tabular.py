@@ -22,14 +22,13 @@ from mtenv.agents.tabular.discretiser import (
     FeatureSpec,
 )
 from mtenv.agents.tabular.learners import (
-    AGENT_FILE,
-    CHECKPOINT_FILE,
     TABULAR_LEARNERS,
     ExpectedSarsa,
     QLearning,
     Sarsa,
     TabularLearner,
 )
+from mtenv.agents.tabular.storage import AGENT_FILE, CHECKPOINT_FILE
 from mtenv.envs.task_allocation import TaskAllocationEnv
 
 LEARNERS = [QLearning, Sarsa, ExpectedSarsa]

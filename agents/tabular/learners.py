@@ -37,38 +37,20 @@ and the greedy choice between plans was a lottery across seeds. An n-step return
 typical delay brings each task's own reward into its action's target;
 ``agents/hyperparams/tabular.yml`` sets n per scenario from the measured delays.
 
-**Schedules** (hyperparameters, see :class:`TabularHyperparameters`): ε is linear from
-``start`` to ``end`` over the first ``fraction`` of the run's ``total_steps`` and constant after;
-α is either linear the same way or per (state, action) ``α = max(min, n^-power)`` with ``n`` the
-number of updates of that entry, this one included. The defaults (γ 0.9, α 0.1 → 0.02 over the
-run, ε 1 → 0.1 over its first half) are what worked on the shipped scenarios. The first trials
-(visit-count α, ε ending at 0.02) did worse: the actions rarely tried late kept values learned
-under the early, worse policy (every value contains the mean reward of the policy), so whichever
-action was greedy when the policy improved stayed greedy. ε staying at 0.1 keeps every entry
-tracking the current policy.
+**Schedules** (hyperparameters, see :class:`TabularHyperparameters` in
+:mod:`mtenv.agents.tabular.hyperparameters`): ε linear over the first part of the run, α linear
+over the run or per (state, action) by visit count.
 
-**Files.** ``save`` writes ``agent.npz`` (no pickle: numbers, strings and JSON strings only) with
-a format marker and version, the kind, Q, visit counts, the discretiser's configuration, the
-hyperparameters, the env's feature names and action labels, and the steps trained; ``load``
-checks every field and raises :class:`~mtenv.agents.interfaces.AgentLoadError`
-naming the file and the
-field. ``learn`` writes ``run_dir/checkpoints/tabular.npz`` atomically after every episode (the
-same fields plus the run's seed and the exploration generator's state), from which ``resume``
-continues a killed run to the bit-identical Q-table of an uninterrupted one.
+**Files.** ``save`` writes ``agent.npz`` and ``load`` reads it back, checking every field;
+``learn`` writes ``run_dir/checkpoints/tabular.npz`` atomically after every episode, from which
+``resume`` continues a killed run to the bit-identical Q-table of an uninterrupted one. The
+format is in :mod:`mtenv.agents.tabular.storage`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
-import os
-import tempfile
-import zipfile
-import zlib
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -76,149 +58,21 @@ import gymnasium as gym
 import numpy as np
 
 from mtenv.agents.interfaces import AgentLoadError, BasePolicy, EnvConfig, TrainingCallback
-from mtenv.agents.tabular.discretiser import Discretiser, DiscretiserConfig, DiscretiserError
-
-FORMAT = "mtenv-tabular"
-FORMAT_VERSION = 1
-AGENT_FILE = "agent.npz"
-CHECKPOINT_FILE = "tabular.npz"
-
-
-# --- hyperparameters ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LinearSchedule:
-    """``start`` at step 0, linear to ``end`` at ``fraction · total_steps``, ``end`` after."""
-
-    start: float
-    end: float
-    fraction: float = 1.0
-
-    def at(self, step: int, total_steps: int) -> float:
-        horizon = self.fraction * total_steps
-        if step >= horizon:
-            return self.end
-        return self.start + (self.end - self.start) * (step / horizon)
-
-    def to_dict(self) -> dict[str, float]:
-        return {"start": self.start, "end": self.end, "fraction": self.fraction}
-
-
-@dataclass(frozen=True)
-class VisitCountStepSize:
-    """α = max(``min``, n^-``power``) for the n-th update of one (state, action) entry."""
-
-    power: float
-    min: float = 0.0
-
-    def at(self, visits: int) -> float:
-        return max(self.min, visits**-self.power)
-
-    def to_dict(self) -> dict[str, float]:
-        return {"power": self.power, "min": self.min}
-
-
-StepSize = LinearSchedule | VisitCountStepSize
-
-
-@dataclass(frozen=True)
-class TabularHyperparameters:
-    """What a tabular learner is built with (the keyword arguments of its constructor).
-
-    ``gamma``: discount in [0, 1]. ``alpha``: a number (constant), ``{start, end, fraction}``
-    (linear over the run) or ``{power, min}`` (per-entry visit count). ``epsilon``: a number or
-    ``{start, end, fraction}``. ``q_init``: the initial Q-value of every entry (above the
-    typical return it is optimistic and drives exploration). ``n_step``: rewards summed before
-    the bootstrap (1: the one-step rule). ``discretiser``: a list of feature specs (see
-    :mod:`mtenv.agents.tabular.discretiser`) or ``{features, max_table_entries}``; ``None`` for the
-    default set.
-    """
-
-    gamma: float = 0.9
-    alpha: StepSize = field(default_factory=lambda: LinearSchedule(0.1, 0.02, 1.0))
-    epsilon: LinearSchedule = field(default_factory=lambda: LinearSchedule(1.0, 0.1, 0.5))
-    q_init: float = 0.0
-    n_step: int = 1
-    discretiser: DiscretiserConfig = field(default_factory=DiscretiserConfig)
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> TabularHyperparameters:
-        """Validated hyperparameters; a bad one raises ``ValueError`` naming it."""
-        known = ("gamma", "alpha", "epsilon", "q_init", "n_step", "discretiser")
-        unknown = sorted(set(raw) - set(known))
-        if unknown:
-            raise ValueError(
-                f"unknown tabular hyperparameter(s) {', '.join(map(repr, unknown))}; "
-                f"expected {', '.join(known)}"
-            )
-        default = cls()
-        gamma = _number(raw.get("gamma", default.gamma), "gamma", 0.0, 1.0)
-        alpha = _step_size(raw["alpha"]) if "alpha" in raw else default.alpha
-        epsilon = (
-            _linear(raw["epsilon"], "epsilon", 0.0, 1.0) if "epsilon" in raw else default.epsilon
-        )
-        q_init = _number(raw.get("q_init", default.q_init), "q_init", -math.inf, math.inf)
-        n_step = raw.get("n_step", default.n_step)
-        if isinstance(n_step, bool) or not isinstance(n_step, int) or n_step < 1:
-            raise ValueError(f"n_step: expected an integer >= 1, got {n_step!r}")
-        discretiser = DiscretiserConfig.from_spec(raw.get("discretiser"))
-        return cls(gamma, alpha, epsilon, q_init, n_step, discretiser)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-safe form :meth:`from_dict` reads back."""
-        return {
-            "gamma": self.gamma,
-            "alpha": self.alpha.to_dict(),
-            "epsilon": self.epsilon.to_dict(),
-            "q_init": self.q_init,
-            "n_step": self.n_step,
-            "discretiser": self.discretiser.to_spec(),
-        }
-
-
-def _number(value: Any, name: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    if not (math.isfinite(value) and low <= value <= high):
-        raise ValueError(f"{name}: expected a finite number in [{low}, {high}], got {value!r}")
-    return float(value)
-
-
-def _linear(value: Any, name: str, low: float, high: float) -> LinearSchedule:
-    """A number (constant) or ``{start, end, fraction}``."""
-    if not isinstance(value, Mapping):
-        constant = _number(value, name, low, high)
-        return LinearSchedule(constant, constant, 1.0)
-    unknown = sorted(set(value) - {"start", "end", "fraction"})
-    if unknown or "start" not in value or "end" not in value:
-        raise ValueError(
-            f"{name}: expected a number or {{start, end, fraction}}, got {dict(value)!r}"
-        )
-    return LinearSchedule(
-        _number(value["start"], f"{name}.start", low, high),
-        _number(value["end"], f"{name}.end", low, high),
-        _number(value.get("fraction", 1.0), f"{name}.fraction", 1e-9, 1.0),
-    )
-
-
-def _step_size(value: Any) -> StepSize:
-    """α: a number, ``{start, end, fraction}``, or ``{power, min}``."""
-    if isinstance(value, Mapping) and "power" in value:
-        unknown = sorted(set(value) - {"power", "min"})
-        if unknown:
-            raise ValueError(f"alpha: expected {{power, min}}, got {dict(value)!r}")
-        return VisitCountStepSize(
-            _number(value["power"], "alpha.power", 0.0, 1.0),
-            _number(value.get("min", 0.0), "alpha.min", 0.0, 1.0),
-        )
-    schedule = _linear(value, "alpha", 0.0, 1.0)
-    if schedule.start <= 0 and schedule.end <= 0:
-        raise ValueError("alpha: a step size of 0 learns nothing")
-    return schedule
-
-
-# --- the learners ------------------------------------------------------------------------------
+from mtenv.agents.tabular.discretiser import Discretiser, DiscretiserError
+from mtenv.agents.tabular.hyperparameters import TabularHyperparameters, VisitCountStepSize
+from mtenv.agents.tabular.storage import (
+    AGENT_FIELDS,
+    AGENT_FILE,
+    CHECKPOINT_FIELDS,
+    CHECKPOINT_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    check_kind,
+    check_names,
+    json_field,
+    read_fields,
+    write_npz,
+)
 
 
 class TabularLearner(BasePolicy):
@@ -436,7 +290,7 @@ class TabularLearner(BasePolicy):
         arrays = self._arrays()
         arrays["run_seed"] = np.int64(self._run_seed or 0)
         arrays["rng_state"] = np.str_(json.dumps(self._explore.bit_generator.state))
-        _write_npz(path, arrays, compress=False)
+        write_npz(path, arrays, compress=False)
         return path
 
     def resume(self, run_dir: Path) -> int:
@@ -445,10 +299,10 @@ class TabularLearner(BasePolicy):
         path = Path(run_dir) / "checkpoints" / CHECKPOINT_FILE
         if not path.exists():
             return 0
-        fields = _read_fields(path, _CHECKPOINT_FIELDS)
+        fields = read_fields(path, CHECKPOINT_FIELDS)
         self._check_fields(path, fields)
-        saved = _json_field(path, fields, "hyperparameters")
-        saved["discretiser"] = _json_field(path, fields, "discretiser")
+        saved = json_field(path, fields, "hyperparameters")
+        saved["discretiser"] = json_field(path, fields, "discretiser")
         if saved != self.hyperparameters:
             raise AgentLoadError(
                 f"{path}: field 'hyperparameters': the run was trained with {saved}, "
@@ -472,7 +326,7 @@ class TabularLearner(BasePolicy):
     def save(self, folder: Path) -> Path:
         """Write ``folder/agent.npz`` (atomically); returns its path."""
         path = Path(folder) / AGENT_FILE
-        _write_npz(path, self._arrays(), compress=True)
+        write_npz(path, self._arrays(), compress=True)
         return path
 
     @classmethod
@@ -482,15 +336,13 @@ class TabularLearner(BasePolicy):
         path = Path(folder)
         if path.is_dir() or path.suffix != ".npz":
             path = path / AGENT_FILE
-        fields = _read_fields(path, _AGENT_FIELDS)
-        _check_kind(path, fields, cls.kind)
+        fields = read_fields(path, AGENT_FIELDS)
+        check_kind(path, fields, cls.kind, TABULAR_LEARNERS)
         base = env.unwrapped
-        _check_names(
-            path, fields, "feature_names", list(base.feature_names), "observation features"
-        )
-        _check_names(path, fields, "action_labels", list(base.action_labels), "actions")
-        hyperparameters = _json_field(path, fields, "hyperparameters")
-        hyperparameters["discretiser"] = _json_field(path, fields, "discretiser")
+        check_names(path, fields, "feature_names", list(base.feature_names), "observation features")
+        check_names(path, fields, "action_labels", list(base.action_labels), "actions")
+        hyperparameters = json_field(path, fields, "hyperparameters")
+        hyperparameters["discretiser"] = json_field(path, fields, "discretiser")
         try:
             agent = cls(env, **hyperparameters)
         except DiscretiserError as exc:
@@ -519,9 +371,9 @@ class TabularLearner(BasePolicy):
 
     def _check_fields(self, path: Path, fields: dict[str, np.ndarray]) -> None:
         """The file is this kind of agent, for this env's spaces and this table's shape."""
-        _check_kind(path, fields, self.kind)
-        _check_names(path, fields, "feature_names", self.feature_names, "observation features")
-        _check_names(path, fields, "action_labels", self.action_labels, "actions")
+        check_kind(path, fields, self.kind, TABULAR_LEARNERS)
+        check_names(path, fields, "feature_names", self.feature_names, "observation features")
+        check_names(path, fields, "action_labels", self.action_labels, "actions")
         for name in ("q", "visits"):
             if fields[name].shape != self.q.shape:
                 raise AgentLoadError(
@@ -596,111 +448,3 @@ TABULAR_LEARNERS: dict[str, type[TabularLearner]] = {
     cls.kind: cls for cls in (QLearning, Sarsa, ExpectedSarsa)
 }
 """The tabular learners by kind."""
-
-
-# --- reading and writing .npz ------------------------------------------------------------------
-
-# field -> (dtype kind(s), ndim): "U" unicode, "i" signed integer, "f" float
-_AGENT_FIELDS: dict[str, tuple[str, int]] = {
-    "format": ("U", 0),
-    "version": ("i", 0),
-    "kind": ("U", 0),
-    "q": ("f", 2),
-    "visits": ("i", 2),
-    "discretiser": ("U", 0),
-    "hyperparameters": ("U", 0),
-    "feature_names": ("U", 1),
-    "action_labels": ("U", 1),
-    "steps": ("i", 0),
-    "episodes": ("i", 0),
-}
-_CHECKPOINT_FIELDS = {**_AGENT_FIELDS, "run_seed": ("i", 0), "rng_state": ("U", 0)}
-_DTYPE_WORDS = {"U": "a string", "i": "an integer", "f": "a float"}
-
-
-def _write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> None:
-    """Write an ``.npz`` through a temporary file in the same folder and ``os.replace``, so that
-    a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            (np.savez_compressed if compress else np.savez)(out, **arrays)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _read_fields(path: Path, expected: dict[str, tuple[str, int]]) -> dict[str, np.ndarray]:
-    """Every expected field of an ``.npz`` (read without pickle), with its dtype and rank
-    checked, and the format marker and version."""
-    if not path.is_file():
-        raise AgentLoadError(f"{path}: no such file; expected a saved tabular agent")
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise AgentLoadError(f"{path}: expected an .npz archive, got a single .npy array")
-        with archive:
-            fields = {name: archive[name] for name in archive.files if name in expected}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        raise AgentLoadError(f"{path}: not a readable .npz archive ({exc})") from None
-    if "format" in fields and str(fields["format"]) != FORMAT:
-        raise AgentLoadError(
-            f"{path}: field 'format': expected {FORMAT!r}, got {str(fields['format'])!r}"
-        )
-    for name, (kind, ndim) in expected.items():
-        if name not in fields:
-            raise AgentLoadError(
-                f"{path}: field '{name}' is missing; expected a tabular agent saved by mtenv"
-            )
-        array = fields[name]
-        if array.dtype.kind != kind or array.ndim != ndim:
-            shape = "a scalar" if ndim == 0 else f"a {ndim}-d array"
-            raise AgentLoadError(
-                f"{path}: field '{name}': expected {shape} of {_DTYPE_WORDS[kind]}s, "
-                f"got dtype {array.dtype} with shape {array.shape}"
-            )
-    if int(fields["version"]) != FORMAT_VERSION:
-        raise AgentLoadError(
-            f"{path}: field 'version': expected {FORMAT_VERSION}, got {int(fields['version'])}"
-        )
-    return fields
-
-
-def _json_field(path: Path, fields: dict[str, np.ndarray], name: str) -> dict[str, Any]:
-    try:
-        value = json.loads(str(fields[name]))
-    except ValueError as exc:
-        raise AgentLoadError(f"{path}: field '{name}': expected a JSON object ({exc})") from None
-    if not isinstance(value, dict):
-        raise AgentLoadError(f"{path}: field '{name}': expected a JSON object, got {value!r}")
-    return value
-
-
-def _check_kind(path: Path, fields: dict[str, np.ndarray], kind: str) -> None:
-    saved = str(fields["kind"])
-    if saved != kind:
-        hint = ""
-        if saved in TABULAR_LEARNERS:
-            hint = f"; load it with {TABULAR_LEARNERS[saved].__name__}"
-        raise AgentLoadError(f"{path}: field 'kind': expected {kind!r}, got {saved!r}{hint}")
-
-
-def _check_names(
-    path: Path, fields: dict[str, np.ndarray], name: str, expected: list[str], what: str
-) -> None:
-    saved = [str(x) for x in fields[name]]
-    if saved == expected:
-        return
-    if len(saved) != len(expected):
-        detail = f"{len(saved)} in the file, {len(expected)} in this env"
-    else:
-        i = next(i for i, (a, b) in enumerate(zip(saved, expected, strict=True)) if a != b)
-        detail = f"first difference at {i}: {saved[i]!r} in the file, {expected[i]!r} in this env"
-    raise AgentLoadError(
-        f"{path}: field '{name}': the agent was trained on an env with other {what} ({detail})"
-    )

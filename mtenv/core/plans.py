@@ -14,14 +14,22 @@ Plans know nothing of time: the simulator prices the models a plan runs with the
   threshold the task escalates to a bigger model, which costs its own queueing and compute.
 * :class:`MultiTaskPlan`: a shared-trunk model with one head per task type; a batch that mixes
   task types runs the trunk once.
+
+How a plan turns its models' real outputs into one answer is written once, in :func:`serve`, with
+the weights an ensemble starts from in :func:`ensemble_weights`. The simulator (stage by stage),
+the action catalog and the zoo card (on whole pools, :func:`serve_pool`) all serve through them.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mtenv.core.inference import InferenceEngine
 
 FUSIONS = ("mean", "vote")
 
@@ -197,6 +205,86 @@ def uniform_weights(n: int) -> np.ndarray:
     return np.full(n, 1.0 / n)
 
 
-def confidence_escalates(confidence: float, threshold: float) -> bool:
-    """A cascade escalates exactly when the first model's confidence is under the threshold."""
-    return confidence < threshold and not math.isnan(confidence)
+def ensemble_weights(plan: EnsemblePlan, engine: InferenceEngine, task_type: str) -> np.ndarray:
+    """The member weights an ensemble starts an episode with: fitted on the labelled validation
+    pool of ``task_type`` with ``engine``'s models for ``weighting: fitted``, else uniform (an
+    online ensemble learns from there)."""
+    if plan.weighting != "fitted":
+        return uniform_weights(len(plan.members))
+    outputs = [engine.pool_outputs(m, task_type, split="validation") for m in plan.members]
+    return fit_ensemble_weights(outputs, engine.validation_pool(task_type).labels)
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a plan answered for a batch of inputs.
+
+    Attributes:
+        answer: ``[B]`` int64, the predicted class.
+        confidence: ``[B]`` float, the answering distribution's largest probability.
+        escalated: ``[B]`` bool, the tasks a cascade sends on to its second model (all false
+            for other plans).
+    """
+
+    answer: np.ndarray
+    confidence: np.ndarray
+    escalated: np.ndarray
+
+
+def escalates(confidence: np.ndarray, threshold: float) -> np.ndarray:
+    """Where a cascade escalates: the first model's confidence is under the threshold. A NaN
+    confidence (a model that returned NaN) does not escalate: the first answer stands."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    return (confidence < threshold) & ~np.isnan(confidence)
+
+
+def serve(
+    plan: Plan, outputs: Mapping[str, np.ndarray], weights: np.ndarray | None = None
+) -> Served:
+    """The answer ``plan`` gives from its models' class probabilities on the same B inputs.
+
+    Args:
+        plan: the plan.
+        outputs: model name → ``[B, C]`` probabilities (a multi-task model's: the head of the
+            inputs' task type). A single or multi-task plan needs its model's; an ensemble
+            every member's. A cascade answers with what it is given: its first model's alone
+            decide which tasks escalate (the simulator then queues those for the second model);
+            its second model's alone answer tasks that reached it; both give the cascade's final
+            answer, the second's where the first escalated.
+        weights: an ensemble's member weights (:func:`ensemble_weights`, or online ones);
+            ignored by the other plans.
+    """
+    if isinstance(plan, EnsemblePlan):
+        members = [outputs[m] for m in plan.members]
+        if weights is None:
+            raise ValueError(f"plan {plan.name!r}: an ensemble needs its member weights")
+        return _served(fuse(plan.fusion, members, weights))
+    if isinstance(plan, CascadePlan):
+        first, second = outputs.get(plan.first), outputs.get(plan.second)
+        if first is None:
+            if second is None:
+                raise KeyError(f"plan {plan.name!r}: no outputs of {plan.first} or {plan.second}")
+            return _served(second, escalated=np.ones(len(second), dtype=bool))
+        escalated = escalates(first.max(axis=1), plan.threshold)
+        probs = first if second is None else np.where(escalated[:, None], second, first)
+        return _served(probs, escalated)
+    return _served(outputs[plan.models[0]])
+
+
+def serve_pool(
+    plan: Plan, engine: InferenceEngine, task_type: str, split: str = "serving"
+) -> Served:
+    """``plan`` served on every input of ``task_type``'s ``split`` pool, as if each were a task
+    of its own (an ensemble with the weights it starts an episode with)."""
+    outputs = {m: engine.pool_outputs(m, task_type, split=split) for m in plan.models}
+    weights = ensemble_weights(plan, engine, task_type) if isinstance(plan, EnsemblePlan) else None
+    return serve(plan, outputs, weights)
+
+
+def _served(probs: np.ndarray, escalated: np.ndarray | None = None) -> Served:
+    if escalated is None:
+        escalated = np.zeros(len(probs), dtype=bool)
+    return Served(probs.argmax(axis=1), probs.max(axis=1), escalated)

@@ -9,13 +9,16 @@ A device keeps one queue per *stage*. A stage is one set of models run together 
 * ``trunk``: a multi-task model; the trunk runs once on the whole batch, each task type's head
   on its own tasks.
 
-:class:`StageRunner` runs a stage on a batch's real inputs, sets each task's answer and
-confidence, decides cascade escalations, and learns online ensemble weights from the outcomes.
+:class:`StageRunner` runs a stage on a batch's real inputs and serves each task's plan with the
+outputs (:func:`mtenv.core.plans.serve`): it sets each task's answer and confidence, marks
+cascade escalations, and learns online ensemble weights from the outcomes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,10 +29,9 @@ from mtenv.core.plans import (
     MultiTaskPlan,
     OnlineWeights,
     Plan,
-    confidence_escalates,
-    fit_ensemble_weights,
-    fuse,
-    uniform_weights,
+    Served,
+    ensemble_weights,
+    serve,
 )
 from mtenv.core.tasks import Task
 
@@ -117,7 +119,7 @@ class StageRunner:
             if isinstance(plan, EnsemblePlan) and plan.weighting == "online"
         }
         self.fixed_weights: dict[int, np.ndarray] = {
-            p: self._offline_weights(plan)
+            p: ensemble_weights(plan, engine, plan.task_types[0])
             for p, plan in enumerate(plans)
             if isinstance(plan, EnsemblePlan) and plan.weighting != "online"
         }
@@ -132,60 +134,58 @@ class StageRunner:
         online = self.online.get(plan)
         return online.weights if online is not None else self.fixed_weights[plan]
 
-    def _offline_weights(self, plan: EnsemblePlan) -> np.ndarray:
-        if plan.weighting == "uniform":
-            return uniform_weights(len(plan.members))
-        task_type = plan.task_types[0]
-        pool = self.engine.validation_pool(task_type)
-        probs = [self.engine.pool_outputs(m, task_type, split="validation") for m in plan.members]
-        return fit_ensemble_weights(probs, pool.labels)
-
     # --- running a batch ---------------------------------------------------------------------
 
     def run(self, stage_index: int, batch: list[Task]) -> None:
-        """Run the stage on the batch: sets ``answer``, ``confidence`` and, for cascade tasks at
-        their first stage, ``escalate``; for ensembles, each member's correctness."""
+        """Run the stage on the batch and serve each task's plan with the outputs: sets
+        ``answer`` and ``confidence``, ``escalate`` for cascade tasks at their first stage and,
+        for ensembles, each member's answer."""
         stage = self.layout.stages[stage_index]
         if stage.kind == TRUNK:
             self._run_trunk(stage, batch)
             return
         task_type = self.task_types[batch[0].type]
         ids = np.fromiter((t.input_id for t in batch), dtype=np.int64, count=len(batch))
-        member_probs = [
-            self.engine.probabilities(self.models[m], ids, task_type) for m in stage.models
-        ]
+        outputs = {
+            self.models[m]: self.engine.probabilities(self.models[m], ids, task_type)
+            for m in stage.models
+        }
         if stage.kind == ENSEMBLE:
-            plan: EnsemblePlan = self.plans[stage.plan]  # type: ignore[assignment]
-            probs = fuse(plan.fusion, member_probs, self.weights(stage.plan))
-            member_answers = np.stack([p.argmax(axis=1) for p in member_probs], axis=1)
+            self._answer(batch, serve(self.plans[stage.plan], outputs, self.weights(stage.plan)))
+            members = [outputs[self.models[m]] for m in stage.models]
+            member_answers = np.stack([p.argmax(axis=1) for p in members], axis=1)
             for task, answers in zip(batch, member_answers.tolist(), strict=True):
                 task.member_answers = tuple(answers)
-        else:
-            probs = member_probs[0]
-        self._answer(batch, probs)
-        if stage.kind == MODEL:
-            escalation = self.layout.escalation
-            for task in batch:
-                if escalation[task.plan] >= 0 and task.stage == self.layout.first[task.plan]:
-                    plan = self.plans[task.plan]
-                    task.escalate = confidence_escalates(task.confidence, plan.threshold)  # type: ignore[attr-defined]
+            return
+        (model, probs), first = next(iter(outputs.items())), self.layout.first
+        for (p, at_first), rows in _group(batch, lambda t: (t.plan, t.stage == first[t.plan])):
+            plan, tasks = self.plans[p], [batch[i] for i in rows]
+            if at_first:
+                served = serve(plan, {model: probs[rows]})
+            else:  # a cascade's second stage: these tasks escalated to it
+                served = serve(plan, {plan.second: probs[rows]})  # type: ignore[attr-defined]
+            self._answer(tasks, served)
+            if at_first and self.layout.escalation[p] >= 0:
+                for task, escalate in zip(tasks, served.escalated.tolist(), strict=True):
+                    task.escalate = escalate
 
     def _run_trunk(self, stage: Stage, batch: list[Task]) -> None:
-        by_type: dict[int, list[Task]] = {}
-        for task in batch:
-            by_type.setdefault(task.type, []).append(task)
+        groups = _group(batch, lambda t: t.type)
         ids = {
-            self.task_types[t]: np.array([task.input_id for task in tasks], dtype=np.int64)
-            for t, tasks in by_type.items()
+            self.task_types[t]: np.array([batch[i].input_id for i in rows], dtype=np.int64)
+            for t, rows in groups
         }
-        outputs = self.engine.multitask_probabilities(self.models[stage.models[0]], ids)
-        for t, tasks in by_type.items():
-            self._answer(tasks, outputs[self.task_types[t]])
+        model = self.models[stage.models[0]]
+        outputs = self.engine.multitask_probabilities(model, ids)
+        for t, rows in groups:
+            tasks = [batch[i] for i in rows]
+            self._answer(
+                tasks, serve(self.plans[tasks[0].plan], {model: outputs[self.task_types[t]]})
+            )
 
     @staticmethod
-    def _answer(tasks: list[Task], probs: np.ndarray) -> None:
-        answers = probs.argmax(axis=1).tolist()
-        confidences = probs.max(axis=1).tolist()
+    def _answer(tasks: list[Task], served: Served) -> None:
+        answers, confidences = served.answer.tolist(), served.confidence.tolist()
         for task, answer, confidence in zip(tasks, answers, confidences, strict=True):
             task.answer = answer
             task.confidence = confidence
@@ -196,3 +196,11 @@ class StageRunner:
             online = self.online.get(task.plan)
             if online is not None and task.member_answers is not None:
                 online.update(np.array(task.member_answers) == task.label)
+
+
+def _group(batch: list[Task], key: Callable[[Task], Hashable]) -> list[tuple[Any, list[int]]]:
+    """The batch's row indices grouped by ``key``, groups in first-seen order."""
+    groups: dict[Hashable, list[int]] = {}
+    for i, task in enumerate(batch):
+        groups.setdefault(key(task), []).append(i)
+    return list(groups.items())

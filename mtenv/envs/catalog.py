@@ -9,8 +9,8 @@ Accuracy is measured on the zoo's *validation* split (never the serving pool tas
 from), with the real models and the rules the simulator serves by: ensembles fuse their members'
 real probabilities with their uniform or validation-fitted weights (an online ensemble with the
 uniform weights it starts every episode from), cascades escalate where the first model's real
-confidence is under the threshold (the zoo card's plan evaluation, :mod:`mtenv.tools.plan_card`,
-serves the pool). The numbers are computed once per process and plan.
+confidence is under the threshold (:func:`mtenv.core.plans.serve_pool`, as the zoo card
+does). The numbers are computed once per process and plan.
 
 This module imports neither torch nor the simulator at import time: the env imports it, and
 ``import mtenv`` must stay cheap.
@@ -55,13 +55,12 @@ def plan_quality(
     key = (plan, task_type, split, engine.device)
     quality = _QUALITY.get(key)
     if quality is None:
-        from mtenv.tools.plan_card import _serve_offline as serve_pool
+        from mtenv.core.plans import serve_pool
         from mtenv.zoo import N_LEVELS, pool_for
 
         pool = pool_for(task_type, split)
-        outputs = {m: engine.pool_outputs(m, task_type, split=split) for m in plan.models}
-        probs, escalated = serve_pool(plan, outputs, engine, task_type)
-        right = probs.argmax(axis=1) == pool.labels
+        served = serve_pool(plan, engine, task_type, split)
+        right, escalated = served.answer == pool.labels, served.escalated
         levels = [pool.levels == level for level in range(N_LEVELS)]
         quality = PlanQuality(
             accuracy=_frozen(np.array([right[at].mean() for at in levels])),

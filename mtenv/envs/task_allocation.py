@@ -17,12 +17,13 @@ from gymnasium import spaces
 
 from mtenv.core.inference import InferenceEngine
 from mtenv.core.reward import TaskReward
-from mtenv.core.schema import Scenario, load_scenario, shipped_scenarios
+from mtenv.core.schema import Scenario
 from mtenv.core.simulator import Simulator
 from mtenv.core.snapshot import outcome_of, take_snapshot
 from mtenv.core.tasks import Task, TaskStatus
 from mtenv.core.workload import task_generator
 from mtenv.envs.catalog import ActionCatalog, build_catalog
+from mtenv.io.scenario_files import load_scenario, shipped_scenarios
 from mtenv.zoo import N_LEVELS
 
 if TYPE_CHECKING:

@@ -16,9 +16,10 @@ import numpy as np
 
 from mtenv.core.devices import device_spec
 from mtenv.core.inference import InferenceEngine
-from mtenv.core.plans import CascadePlan, EnsemblePlan, Plan, fit_ensemble_weights, fuse
+from mtenv.core.plans import CascadePlan, Plan, serve_pool
 from mtenv.core.profiles import derive_profile
-from mtenv.core.schema import ProfileConfig, SinglePlanConfig, parse_plans
+from mtenv.core.schema import ProfileConfig, SinglePlanConfig
+from mtenv.io.scenario_files import parse_plans
 from mtenv.zoo import N_LEVELS, model_stats
 from mtenv.zoo.card import CardSection, markdown_table
 from mtenv.zoo.task_types import pool_for
@@ -58,11 +59,10 @@ def evaluate_plans(plans: list[Plan] | None = None) -> dict[str, Any]:
     pool = pool_for(task_type)
     models = sorted({m for plan in plans for m in plan.models})
     engine = InferenceEngine(models, [task_type], mode="memoized")
-    out = {m: engine.pool_outputs(m, task_type) for m in models}
     rows = {}
     for plan in plans:
-        probs, escalated = _serve_offline(plan, out, engine, task_type)
-        right = probs.argmax(axis=1) == pool.labels
+        served = serve_pool(plan, engine, task_type)
+        right, escalated = served.answer == pool.labels, served.escalated
         flops = _flops_per_task(plan, escalated, task_type)
         rows[plan.name] = {
             "kind": plan.kind,
@@ -76,27 +76,6 @@ def evaluate_plans(plans: list[Plan] | None = None) -> dict[str, Any]:
             "t4_ms_per_task_batch8": round(1e3 * _t4_seconds_per_task(plan, escalated), 4),
         }
     return {"task_type": task_type, "batch": _BATCH, "device": _REFERENCE_DEVICE, "plans": rows}
-
-
-def _serve_offline(
-    plan: Plan, out: dict[str, np.ndarray], engine: InferenceEngine, task_type: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """The plan's probabilities on the whole pool and which tasks escalated."""
-    n = next(iter(out.values())).shape[0]
-    if isinstance(plan, EnsemblePlan):
-        members = [out[m] for m in plan.members]
-        if plan.weighting == "fitted":
-            labels = pool_for(task_type, "validation").labels
-            val = [engine.pool_outputs(m, task_type, split="validation") for m in plan.members]
-            weights = fit_ensemble_weights(val, labels)
-        else:
-            weights = np.full(len(members), 1.0 / len(members))
-        return fuse(plan.fusion, members, weights), np.zeros(n, dtype=bool)
-    if isinstance(plan, CascadePlan):
-        first, second = out[plan.first], out[plan.second]
-        escalated = first.max(axis=1) < plan.threshold
-        return np.where(escalated[:, None], second, first), escalated
-    return out[plan.models[0]], np.zeros(n, dtype=bool)
 
 
 def _flops_per_task(plan: Plan, escalated: np.ndarray, task_type: str) -> float:

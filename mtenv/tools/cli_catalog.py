@@ -1,0 +1,155 @@
+"""The commands on what ships with the package: ``mtenv zoo train|card`` (the model zoo),
+``mtenv perf`` (the step-rate benchmark) and ``mtenv scenarios list|show|validate|schema``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mtenv.tools.cli_common import EXIT_BAD_INPUT, CliError, out_dir_arg
+
+# --- zoo -----------------------------------------------------------------------------------
+
+
+def cmd_zoo_train(args: argparse.Namespace) -> int:
+    from mtenv.zoo import train_zoo
+
+    paths = train_zoo(out_dir=out_dir_arg(args.out), names=args.models)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_zoo_card(args: argparse.Namespace) -> int:
+    from mtenv.tools.plan_card import plan_section
+    from mtenv.zoo import write_card
+
+    out = out_dir_arg(args.out)
+    for path in write_card(out_dir=out, extra_sections=[plan_section()]):
+        print(path)
+    return 0
+
+
+# --- perf ----------------------------------------------------------------------------------
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    from mtenv.tools.perf import format_memory_report, format_report, run_memory, run_perf
+
+    if args.memory:
+
+        def progress(done: int, rss_mb: float) -> None:
+            print(f"{done:,} tasks, {rss_mb:.0f} MB resident", file=sys.stderr)
+
+        report = run_memory(args.memory_scenario, tasks=args.memory_tasks, progress=progress)
+        print(json.dumps(report, indent=2) if args.json else format_memory_report(report))
+        return 0
+    report = run_perf(tuple(args.scenarios), steps=args.steps, repeats=args.repeats)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+# --- scenarios -----------------------------------------------------------------------------
+
+
+def _scenario_row(name: str) -> dict[str, Any]:
+    """One shipped scenario's line of ``scenarios list``."""
+    from mtenv.io.scenario_files import load_scenario
+
+    scenario = load_scenario(name)
+    return {
+        "name": name,
+        "summary": scenario.summary,
+        "devices": len(scenario.device_names()),
+        "episode_tasks": scenario.episode_tasks,
+        "task_types": list(scenario.workload.task_types),
+    }
+
+
+def cmd_scenarios_list(args: argparse.Namespace) -> int:
+    from mtenv.core.schema import ScenarioError
+    from mtenv.io.scenario_files import shipped_scenarios
+
+    rows, problems = [], []
+    for name in shipped_scenarios():
+        try:
+            rows.append(_scenario_row(name))
+        except ScenarioError as exc:
+            problems.append(str(exc))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(_scenario_table(rows))
+    for problem in problems:
+        print(f"mtenv: error: {problem}", file=sys.stderr)
+    return EXIT_BAD_INPUT if problems else 0
+
+
+def _scenario_table(rows: list[dict[str, Any]]) -> str:
+    """Rows as aligned columns, the free-text summary last."""
+    header = ("name", "devices", "tasks", "task types", "summary")
+    cells = [header] + [
+        (
+            r["name"],
+            str(r["devices"]),
+            str(r["episode_tasks"]),
+            ",".join(r["task_types"]),
+            r["summary"],
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
+    lines = []
+    for row in cells:
+        fixed = [
+            cell.rjust(w) if i in (1, 2) else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row[:-1], widths, strict=True))
+        ]
+        lines.append("  ".join([*fixed, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def cmd_scenarios_show(args: argparse.Namespace) -> int:
+    from mtenv.io.scenario_files import load_scenario, scenario_yaml
+
+    scenario = load_scenario(args.scenario)
+    print(f"# {scenario.name}, resolved from {scenario.source}", end="\n")
+    print(scenario_yaml(scenario), end="")
+    return 0
+
+
+def cmd_scenarios_validate(args: argparse.Namespace) -> int:
+    from mtenv.core.schema import ScenarioError
+    from mtenv.io.scenario_files import load_scenario
+
+    bad = 0
+    for file in args.files:
+        try:
+            load_scenario(file)
+        except ScenarioError as exc:
+            bad += 1
+            for line in str(exc).splitlines():
+                print(line, file=sys.stderr)
+        else:
+            print(f"ok {file}")
+    return EXIT_BAD_INPUT if bad else 0
+
+
+def cmd_scenarios_schema(args: argparse.Namespace) -> int:
+    from mtenv.io.schema_reference import schema_reference
+
+    text = schema_reference()
+    if args.out is None:
+        print(text, end="")
+        return 0
+    out = Path(args.out)
+    if out.is_dir():
+        raise CliError(f"--out: expected a file, got the folder {args.out!r}")
+    if not out.parent.is_dir():
+        raise CliError(f"--out: no such folder {str(out.parent)!r}")
+    out.write_text(text, encoding="utf-8")
+    print(out)
+    return 0
