@@ -41,7 +41,15 @@ from mtenv.tools.plan_card import card_plans
 from mtenv.zoo import MODEL_NAMES, TASK_TYPES
 
 SHORT = 40
-FEEDBACK_KEYS = ("action", "reward", "correct", "on_time", "task_type", "difficulty")
+FEEDBACK_KEYS = (
+    "action",
+    "reward",
+    "correct",
+    "on_time",
+    "task_type",
+    "difficulty",
+    "decision_step",
+)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from mtenv.agents.interfaces import AgentLoadError, EnvConfig, Learner
 from mtenv.agents.ppo.learner import (
     AGENT_FILE,
     META_MEMBER,
-    DecisionCredit,
     MaskablePPOAgent,
     PPOAgent,
     SB3Learner,
@@ -294,18 +293,24 @@ def test_load_refuses_a_scenario_with_other_devices(clear_winner, saved, tmp_pat
         MaskablePPOAgent.load(saved.parent, other_env)
 
 
-def test_decision_credit_reports_every_reward_once_with_its_deciding_step(tmp_path):
-    env = DecisionCredit(scenario_config(tmp_path, MIXED_TYPES).make())
+def credit(info: dict) -> list[tuple[int, float]]:
+    """``(decision_step, reward)`` of each task settled in the step, from ``info`` alone."""
+    feedback = info["feedback"]
+    return list(zip(feedback["decision_step"].tolist(), feedback["reward"].tolist(), strict=True))
+
+
+def test_feedback_reports_every_reward_once_with_its_deciding_step(tmp_path):
+    env = scenario_config(tmp_path, MIXED_TYPES).make()
     obs, info = env.reset(seed=4)
     total, credited, decided = 0.0, 0.0, []
     step = 0
     while True:
         obs, reward, _, truncated, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
         total += reward
-        credited += sum(r for _, r in info["credit"])
-        assert sum(r for _, r in info["credit"]) == pytest.approx(reward)
-        decided += [d for d, _ in info["credit"]]
-        assert all(d <= step for d, _ in info["credit"])
+        credited += sum(r for _, r in credit(info))
+        assert sum(r for _, r in credit(info)) == pytest.approx(reward)
+        decided += [d for d, _ in credit(info)]
+        assert all(d <= step for d, _ in credit(info))
         step += 1
         if truncated:
             break
@@ -319,12 +324,12 @@ def test_training_rewards_sit_at_the_steps_that_decided_the_tasks(tmp_path):
     agent = MaskablePPOAgent(config.make(), **{**TINY_PPO, "n_envs": 1})
     agent.learn(config, 64, seed=5, run_dir=tmp_path / "run", callback=Recorder())
     buffer = agent.model.rollout_buffer  # the one rollout, still in the buffer after training
-    env = DecisionCredit(config.make())
+    env = config.make()
     _, info = env.reset(seed=5)  # the seed the training env was reset with
     expected = np.zeros(64)
     for action in buffer.actions[:, 0].astype(int):
         _, _, _, _, info = env.step(action)
-        for decided, reward in info["credit"]:
+        for decided, reward in credit(info):
             expected[decided] += reward
     np.testing.assert_allclose(buffer.rewards[:, 0], expected, atol=1e-5)
     assert len(set(buffer.actions[:, 0].astype(int).tolist())) > 1  # not a trivial rollout

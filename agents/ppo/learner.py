@@ -19,8 +19,9 @@ A run folder holds::
 Credit for delayed rewards: the env pays a task's reward when the task settles, some steps after
 the step that decided it, and later for slower plans, so discounting and GAE make a slow,
 accurate plan look worse than it is. By default (``credit: decision``) training moves each task's
-reward back, in the rollout buffer, to the step that decided the task (:class:`DecisionCredit`);
-the env, its reported returns and the trained policy's inputs are unchanged.
+reward back, in the rollout buffer, to the step that decided the task, which the env reports
+with every settled task (``info["feedback"]["decision_step"]``); the env, its reported returns and
+the trained policy's inputs are unchanged.
 
 Saved agents and checkpoints are stable-baselines3 zips, which hold cloudpickled Python objects:
 **loading one runs code from the file; load only files you trust.** Before unpickling anything
@@ -118,7 +119,7 @@ class TrainingSettings:
     """Env steps between checkpoints (taken between rollouts, so rounded up to whole ones)."""
     credit: str = "decision"
     """Which step a task's reward trains: ``decision`` (the step that decided the task, see
-    :class:`DecisionCredit`) or ``settle`` (the step the env pays it, as Gymnasium reports)."""
+    :class:`_CreditToDecisions`) or ``settle`` (the step the env pays it, as Gymnasium reports)."""
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the SB3 algorithm (``n_steps``, ``gamma``, ``policy_kwargs``, ...)."""
 
@@ -191,24 +192,6 @@ def _is_int(value: Any) -> bool:
 # --- envs --------------------------------------------------------------------------------------
 
 
-class DecisionCredit(gym.Wrapper):
-    """Reports, in ``info["credit"]``, which earlier step decided each task settled now.
-
-    The env pays a task's reward when the task settles, several steps after the step that
-    decided it (longer for slower plans). Discounting and GAE then shrink a slow plan's reward
-    more than a fast one's, which biases the learner towards fast, less accurate plans. With
-    ``info["credit"]`` = ``[(decision_step, reward), ...]`` (steps counted from the episode's
-    start) :class:`_CreditToDecisions` moves each reward back to its decision in the rollout.
-    Tasks arrive in order and each step decides one, so a task's id is its decision step.
-    """
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        base = self.env.unwrapped
-        info["credit"] = [(task.id, base.reward_fn(task)) for task in base.settled]
-        return obs, reward, terminated, truncated, info
-
-
 @dataclass(frozen=True)
 class EnvFactory:
     """Builds one Monitor-wrapped training env; picklable, so that ``SubprocVecEnv`` workers
@@ -216,21 +199,16 @@ class EnvFactory:
     with the other workers, hence one thread per process."""
 
     config: EnvConfig
-    credit: bool = False
-    """Wrap in :class:`DecisionCredit`."""
 
     def __call__(self) -> gym.Env:
         torch.set_num_threads(1)
-        env = self.config.make()
-        return Monitor(DecisionCredit(env) if self.credit else env)
+        return Monitor(self.config.make())
 
 
-def make_vec_env(
-    config: EnvConfig, n_envs: int, kind: str, seed: int, credit: bool = False
-) -> VecEnv:
+def make_vec_env(config: EnvConfig, n_envs: int, kind: str, seed: int) -> VecEnv:
     """``n_envs`` envs of ``config`` (``kind`` ``"subproc"`` or ``"dummy"``); env ``i`` is seeded
-    with ``seed + i`` at its first reset. ``credit`` wraps each in :class:`DecisionCredit`."""
-    factories = [EnvFactory(config, credit) for _ in range(n_envs)]
+    with ``seed + i`` at its first reset."""
+    factories = [EnvFactory(config) for _ in range(n_envs)]
     vec: VecEnv = SubprocVecEnv(factories) if kind == "subproc" else DummyVecEnv(factories)
     vec.seed(seed)
     return vec
@@ -257,7 +235,8 @@ class _EpisodeReporter(BaseCallback):
 
 class _CreditToDecisions(BaseCallback):
     """Moves each task's reward, in the rollout buffer, from the step that paid it to the step
-    that decided it (from :class:`DecisionCredit`), then recomputes returns and advantages.
+    that decided it (``info["feedback"]``: each settled task's ``decision_step`` and ``reward``),
+    then recomputes returns and advantages.
 
     A task decided in an earlier rollout keeps its reward where it was paid: that rollout has
     already been trained on.
@@ -282,7 +261,15 @@ class _CreditToDecisions(BaseCallback):
         steps, infos, dones = self.episode_step, self.locals["infos"], self.locals["dones"]
         for env, (info, done) in enumerate(zip(infos, dones, strict=True)):
             self.where[env][int(steps[env])] = pos
-            for decided, reward in info.get("credit", ()):
+            feedback = info.get("feedback")
+            settled = (
+                ()
+                if feedback is None
+                else zip(
+                    feedback["decision_step"].tolist(), feedback["reward"].tolist(), strict=True
+                )
+            )
+            for decided, reward in settled:
                 row = self.where[env].get(decided)
                 if row is not None and row != pos:
                     self.moves.append((row, pos, env, reward))
@@ -564,8 +551,7 @@ class SB3Learner:
             return
         # A resumed run draws new, reproducible randomness: seeded by where it starts.
         run_seed = seed + start
-        credit = settings.credit == "decision"
-        envs = make_vec_env(env_config, settings.n_envs, settings.vec_env, run_seed, credit)
+        envs = make_vec_env(env_config, settings.n_envs, settings.vec_env, run_seed)
         eval_env = None
         try:
             tensorboard = self._tensorboard_dir(run_dir)
@@ -579,7 +565,7 @@ class SB3Learner:
                 self, run_dir / "checkpoints", settings.checkpoint_freq, callback
             )
             callbacks: list[BaseCallback] = [_EpisodeReporter(callback), checkpointer]
-            if credit:
+            if settings.credit == "decision":
                 callbacks.insert(0, _CreditToDecisions())
             if settings.eval_freq > 0:
                 eval_env = make_vec_env(env_config, 1, "dummy", run_seed + _EVAL_SEED_OFFSET)

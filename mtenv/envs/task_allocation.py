@@ -43,14 +43,17 @@ class Feedback(Mapping[str, np.ndarray]):
       to the step's reward;
     * ``correct`` (bool): completed with the right answer, on time or not;
     * ``on_time`` (bool): completed by its deadline;
-    * ``task_type`` (int64) and ``difficulty`` (int64): the task's type index and level.
+    * ``task_type`` (int64) and ``difficulty`` (int64): the task's type index and level;
+    * ``decision_step`` (int64): the step of the episode (0 for the first ``step`` after
+      ``reset``) that decided the task. Tasks arrive in order and each step decides one, so a
+      learner can move a task's reward back to the decision that earned it.
 
     The arrays are built on first access, so a caller that never reads them costs the step
     nothing. A mapping rather than a ``dict`` so that vector envs, which stack equal-shape info
     arrays across envs, keep one :class:`Feedback` per env instead.
     """
 
-    KEYS = ("action", "reward", "correct", "on_time", "task_type", "difficulty")
+    KEYS = ("action", "reward", "correct", "on_time", "task_type", "difficulty", "decision_step")
 
     __slots__ = ("_arrays", "_source")
 
@@ -75,11 +78,12 @@ class Feedback(Mapping[str, np.ndarray]):
                         reject if t.status is rejected else t.plan * n_devices + t.device,
                         t.type,
                         t.difficulty,
+                        t.id,
                     )
                     for t in tasks
                 ],
                 dtype=np.int64,
-            ).reshape(-1, 3)
+            ).reshape(-1, 4)
             flags = np.array([(t.correct, t.on_time) for t in tasks], dtype=bool).reshape(-1, 2)
             arrays = {
                 "action": ints[:, 0],
@@ -88,6 +92,7 @@ class Feedback(Mapping[str, np.ndarray]):
                 "on_time": flags[:, 1],
                 "task_type": ints[:, 1],
                 "difficulty": ints[:, 2],
+                "decision_step": ints[:, 3],
             }
             for array in arrays.values():
                 array.flags.writeable = False
