@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from mtenv.agents.interfaces import Policy
+from mtenv.envs.observation import ObservationLayout
 
 LOAD_BANDS = (0.5, 1.0, 2.0)
 """Upper edges of the load bands of the device-by-load table (the last band is open)."""
@@ -127,19 +128,14 @@ def explain(
 ) -> Explanation:  # env: the unwrapped TaskAllocationEnv the trace came from
     """Sampled decisions (evenly spaced over the trace) and the two summary tables."""
     env = env.unwrapped
-    names = list(env.feature_names)
-    plans = [label.rsplit("@", 1)[0] for label in env.action_labels[: env.n_devices * env.n_plans]]
-    plan_names = list(dict.fromkeys(plans))
-    device_names = list(env.sim.device_names)
-    i_diff = names.index("task.difficulty")
-    i_rate = names.index("load.arrival_rate")
-    levels = _n_levels()
+    layout = ObservationLayout.of(env)
+    plan_names, device_names = list(env.catalog.plan_names), list(env.catalog.device_names)
 
     by_diff: dict[str, dict[str, float]] = {}
     by_load: dict[str, dict[str, float]] = {}
     for d in decisions:
-        level = _level(float(d.observation[i_diff]), levels)
-        band = _band(float(d.observation[i_rate]))
+        level = f"L{layout.difficulty_level(d.observation)}"
+        band = _band(layout.arrival_rate(d.observation))
         if d.action == env.reject_action:
             plan = device = "reject"
         else:
@@ -160,18 +156,6 @@ def explain(
         counts_by_difficulty=counts_diff,
         counts_by_load=counts_load,
     )
-
-
-def _level(difficulty: float, levels: int) -> str:
-    """The corruption level behind the observation's ``task.difficulty`` (level ÷ hardest), as
-    ``L0`` … ``L4``: the scale of the zoo card and the viewer."""
-    return f"L{round(difficulty * (levels - 1))}"
-
-
-def _n_levels() -> int:
-    from mtenv.zoo import N_LEVELS
-
-    return N_LEVELS
 
 
 def _band(rate: float) -> str:
@@ -201,11 +185,10 @@ def _shares(
 def format_explanation(expl: Explanation, env: Any, value_label: str | None, top: int = 6) -> str:
     """The explanation as plain text (what ``mtenv explain`` prints)."""
     env = env.unwrapped
-    names = list(env.feature_names)
-    labels = list(env.action_labels)
+    layout = ObservationLayout.of(env)
     lines = []
     for d in expl.samples:
-        lines += _format_decision(d, names, labels, env, value_label, top)
+        lines += _format_decision(d, layout, env, value_label, top)
         lines.append("")
     lines.append("plan by difficulty (share of tasks at each corruption level):")
     lines += _format_table(expl.plan_by_difficulty, expl.counts_by_difficulty, "level")
@@ -217,25 +200,24 @@ def format_explanation(expl: Explanation, env: Any, value_label: str | None, top
 
 def _format_decision(
     d: Decision,
-    names: list[str],
-    labels: list[str],
+    layout: ObservationLayout,
     env: Any,
     value_label: str | None,
     top: int,
 ) -> list[str]:
-    obs = dict(zip(names, d.observation.tolist(), strict=True))
-    task_type = next(n.split("=", 1)[1] for n in names if n.startswith("task.type=") and obs[n])
+    obs, catalog, labels = d.observation, env.catalog, env.action_labels
     # The observation holds weight ÷ largest weight; people read the scenario's weight.
     weights = env.sim.generator.priority_weights
-    priority = float(weights[np.argmin(np.abs(weights / weights.max() - obs["task.priority"]))])
+    priority = float(weights[np.argmin(np.abs(weights / weights.max() - layout.priority(obs)))])
     head = (
-        f"episode {d.episode} step {d.step}: task {task_type}, "
-        f"difficulty {_level(obs['task.difficulty'], _n_levels())}, priority {priority:g}; "
-        f"load {obs['load.arrival_rate']:.2f}x, recent SLO misses {obs['load.slo_miss']:.0%}"
+        f"episode {d.episode} step {d.step}: task {catalog.task_types[layout.task_type(obs)]}, "
+        f"difficulty L{layout.difficulty_level(obs)}, priority {priority:g}; "
+        f"load {layout.arrival_rate(obs):.2f}x, recent SLO misses {layout.slo_miss(obs):.0%}"
     )
+    queue, wait, est = layout.queue(obs), layout.wait(obs), layout.est(obs).ravel()
     devices = "  ".join(
-        f"{dev}: queue {obs[f'{dev}.queue']:.2f} wait {obs[f'{dev}.wait']:.2f}"
-        for dev in env.sim.device_names
+        f"{dev}: queue {queue[i]:.2f} wait {wait[i]:.2f}"
+        for i, dev in enumerate(catalog.device_names)
     )
     valid = np.flatnonzero(d.mask)
     if d.values is not None:
@@ -248,8 +230,7 @@ def _format_decision(
     rows = [head, f"  devices ÷ SLO: {devices}", f"  {len(valid)} valid actions:"]
     for a in shown:
         mark = "*" if a == d.action else " "
-        est = obs.get(f"est:{labels[a]}")
-        est_text = "" if est is None else f"  est {est:.2f}×SLO"
+        est_text = f"  est {est[a]:.2f}×SLO" if a < len(est) else ""
         value = "" if d.values is None else f"  {value_label or 'value'} {d.values[a]:+.3f}"
         rows.append(f"   {mark} {labels[a]:<32}{value}{est_text}")
     return rows

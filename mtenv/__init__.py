@@ -19,11 +19,45 @@ data, without importing torch or the simulator (``gym.make`` imports them).
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import sys
 from importlib import resources
+from pathlib import Path
 
 from gymnasium.envs.registration import register, registry
 
 __version__ = "0.1.0"
+
+
+_CHECKOUT = Path(__file__).resolve().parent.parent
+_FOLDERS = {"mtenv.agents": _CHECKOUT / "agents", "mtenv.scenarios": _CHECKOUT / "scenarios"}
+
+
+class _CheckoutFinder(importlib.abc.MetaPathFinder):
+    """In a source checkout, ``agents/`` and ``scenarios/`` sit beside ``mtenv/`` and an install
+    puts them inside it (``package-dir`` in pyproject.toml). This finder gives the tree as it is
+    the same layout, so that ``python -m pytest`` or ``python -c "import mtenv"`` run from the
+    checkout's root import the checkout's code whatever copy is installed."""
+
+    def find_spec(self, fullname, path, target=None):  # type: ignore[no-untyped-def]
+        folder = _FOLDERS.get(fullname)
+        if folder is None:
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname, folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
+
+
+def _in_checkout() -> bool:
+    """Imported from a source checkout (not from an installed copy, which holds mtenv/agents)."""
+    here = Path(__file__).resolve().parent
+    folders = all((f / "__init__.py").is_file() for f in _FOLDERS.values())
+    return folders and not (here / "agents").is_dir()
+
+
+if _in_checkout() and not any(isinstance(f, _CheckoutFinder) for f in sys.meta_path):
+    sys.meta_path.append(_CheckoutFinder())
 
 
 def scenario_env_id(name: str) -> str:

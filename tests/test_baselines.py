@@ -34,7 +34,8 @@ from mtenv.agents import (
 from mtenv.core.inference import InferenceEngine
 from mtenv.core.tasks import TaskStatus
 from mtenv.envs.catalog import plan_quality
-from mtenv.envs.task_allocation import Feedback, TaskAllocationEnv
+from mtenv.envs.feedback import Feedback
+from mtenv.envs.task_allocation import TaskAllocationEnv
 from mtenv.tools.cli import main
 from mtenv.tools.evaluation import evaluate_policy, run_episode
 from mtenv.tools.plan_card import card_plans

@@ -376,8 +376,9 @@ def _without(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
 
     for name in modules:
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, "mtenv.agents.ppo.learner", raising=False)
-    monkeypatch.delattr(mtenv.agents.ppo, "learner", raising=False)
+    for submodule in ("learner", "rollouts", "settings", "storage"):
+        monkeypatch.delitem(sys.modules, f"mtenv.agents.ppo.{submodule}", raising=False)
+        monkeypatch.delattr(mtenv.agents.ppo, submodule, raising=False)
 
 
 @pytest.mark.parametrize(

@@ -230,3 +230,24 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path: Path) -> None:
     )
     assert cli.returncode == 0, cli.stderr
     assert "effective_accuracy" in cli.stdout
+
+
+def test_the_source_tree_imports_as_it_is() -> None:
+    """From the checkout's root, without the installed copy's import hooks (no ``.pth`` files:
+    ``-S``, site-packages only on the path), ``mtenv.agents`` and ``mtenv.scenarios`` are the
+    checkout's ``agents/`` and ``scenarios/``: ``python -m pytest`` works whatever is installed."""
+    purelib = sysconfig.get_paths()["purelib"]
+    code = (
+        "import mtenv.agents.policies, mtenv.scenarios, gymnasium as gym; "
+        "env = gym.make('mtenv/Quickstart-v0', episode_tasks=3); env.reset(seed=0); "
+        "print(mtenv.agents.__file__); print(mtenv.scenarios.__file__)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), purelib])}
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        str(REPO / "agents" / "__init__.py"),
+        str(REPO / "scenarios" / "__init__.py"),
+    ]

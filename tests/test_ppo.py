@@ -21,15 +21,9 @@ from conftest import BASE_SCENARIO, merge
 import mtenv
 from mtenv.agents.hyperparams import hyperparameters_for
 from mtenv.agents.interfaces import AgentLoadError, EnvConfig, Learner
-from mtenv.agents.ppo.learner import (
-    AGENT_FILE,
-    META_MEMBER,
-    MaskablePPOAgent,
-    PPOAgent,
-    SB3Learner,
-    TrainingSettings,
-    checkpoints,
-)
+from mtenv.agents.ppo.learner import MaskablePPOAgent, PPOAgent, SB3Learner
+from mtenv.agents.ppo.settings import TrainingSettings
+from mtenv.agents.ppo.storage import AGENT_FILE, META_MEMBER, checkpoints
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

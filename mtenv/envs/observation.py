@@ -1,9 +1,19 @@
-"""Reading the env's flat observation by feature name, for policies that reason about it.
+"""The observation: one flat float32 vector per decision, written for the env, named for agents.
 
-:class:`ObservationLayout` finds each quantity a hand-written policy needs (the task's type,
-difficulty and priority; each device's queue, expected wait and resident models; each action's
-expected completion time) by its name in ``env.unwrapped.feature_names``, so a policy never
-hard-codes offsets, and fails at construction, naming the feature, if one is missing.
+The vector is four blocks, in this order (``T`` task types, ``D`` devices, ``M`` models,
+``P`` plans)::
+
+    task      task.type=<t> (one-hot, T), task.priority, task.difficulty
+    devices   per device: <d>.queue, <d>.wait, <d>.free_memory, <d>.resident=<m> (M),
+              <d>.utilization
+    actions   est:<plan>@<d> (P × D), the task's expected completion time under each action
+    load      load.arrival_rate, load.slo_miss, episode.progress
+
+:class:`ObservationLayout` is that order, written once: it names every entry (the env's
+``feature_names``) and knows where each quantity sits, so a policy reads ``layout.wait(obs)``
+instead of hard-coding offsets. :class:`ObservationWriter` fills the vector for the env from the
+simulator's state. What each entry means is documented on
+:class:`~mtenv.envs.task_allocation.TaskAllocationEnv`.
 
 :func:`serving_grid` and :func:`argbest` are the two helpers every catalog-based policy uses:
 the mask as a ``[plan, device]`` grid, and the lexicographic choice with a deterministic
@@ -12,69 +22,124 @@ tie-break.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
 import numpy as np
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from mtenv.core.simulator import Simulator
+    from mtenv.core.tasks import Task
+
+DEVICE_FEATURES = ("queue", "wait", "free_memory")
+"""Each device's first entries; its resident models and utilisation follow."""
+LOAD_FEATURES = ("load.arrival_rate", "load.slo_miss", "episode.progress")
+_MISS_EWMA = 0.05  # weight of the newest settled task in the recent SLO-miss rate (~20 tasks)
 
 
 @dataclass(frozen=True)
 class ObservationLayout:
     """Where each named quantity sits in the observation vector.
 
-    Build it with :meth:`of`. Every accessor takes one observation (as ``step`` returns it) and
-    reads it; none keeps state.
+    Build it with :meth:`build` from a scenario's names, or with :meth:`of` from an env. Every
+    accessor takes one observation (as ``step`` returns it) and reads it; none keeps state.
 
     Attributes:
+        names: every entry's name, in order (the env's ``feature_names``).
         type_at: ``[n_task_types]`` indices of the ``task.type=<name>`` one-hot.
         priority_at / difficulty_at: indices of ``task.priority`` and ``task.difficulty``.
-        queue_at / wait_at: ``[n_devices]`` indices of ``<dev>.queue`` and ``<dev>.wait``.
+        device_at: ``[n_devices, width]`` the block of each device: ``<dev>.queue``,
+            ``<dev>.wait``, ``<dev>.free_memory``, one ``<dev>.resident=<model>`` per model,
+            ``<dev>.utilization``.
         est_at: ``[n_plans, n_devices]`` indices of ``est:<plan>@<dev>``.
-        resident_at: ``[n_devices, n_models]`` indices of ``<dev>.resident=<model>``.
+        load_at: index of ``load.arrival_rate``; ``load.slo_miss`` and ``episode.progress``
+            follow it.
         n_levels: difficulty levels (the observation scales the level by ``n_levels - 1``).
     """
 
+    names: tuple[str, ...]
     type_at: np.ndarray
     priority_at: int
     difficulty_at: int
-    queue_at: np.ndarray
-    wait_at: np.ndarray
+    device_at: np.ndarray
     est_at: np.ndarray
-    resident_at: np.ndarray
+    load_at: int
     n_levels: int
 
     @classmethod
-    def of(cls, env: gym.Env) -> ObservationLayout:
-        """The layout of ``env``'s observation, from its ``feature_names`` and the names in its
-        ``catalog``; raises ``ValueError`` naming the first expected feature that is missing."""
-        base = env.unwrapped
-        catalog = base.catalog
-        index = {name: i for i, name in enumerate(base.feature_names)}
-
-        def at(names: list[str]) -> np.ndarray:
-            missing = [n for n in names if n not in index]
-            if missing:
-                raise ValueError(
-                    f"observation has no feature {missing[0]!r} "
-                    f"(expected in env.unwrapped.feature_names)"
-                )
-            return np.array([index[n] for n in names], dtype=np.int64)
-
-        devices, plans, models = catalog.device_names, catalog.plan_names, catalog.model_names
+    def build(
+        cls,
+        task_types: Sequence[str],
+        device_names: Sequence[str],
+        model_names: Sequence[str],
+        plan_names: Sequence[str],
+        n_levels: int,
+    ) -> ObservationLayout:
+        """The layout of a scenario with these names (in the env's order)."""
+        names = [f"task.type={t}" for t in task_types] + ["task.priority", "task.difficulty"]
+        for dev in device_names:
+            names += [f"{dev}.{feature}" for feature in DEVICE_FEATURES]
+            names += [f"{dev}.resident={m}" for m in model_names]
+            names.append(f"{dev}.utilization")
+        names += [f"est:{p}@{d}" for p in plan_names for d in device_names]
+        names += LOAD_FEATURES
+        n_types, n_devices = len(task_types), len(device_names)
+        width = len(DEVICE_FEATURES) + len(model_names) + 1
+        start = n_types + 2
+        est_start = start + n_devices * width
         return cls(
-            type_at=at([f"task.type={t}" for t in catalog.task_types]),
-            priority_at=int(at(["task.priority"])[0]),
-            difficulty_at=int(at(["task.difficulty"])[0]),
-            queue_at=at([f"{d}.queue" for d in devices]),
-            wait_at=at([f"{d}.wait" for d in devices]),
-            est_at=at([f"est:{p}@{d}" for p in plans for d in devices]).reshape(
-                len(plans), len(devices)
+            names=tuple(names),
+            type_at=np.arange(n_types),
+            priority_at=n_types,
+            difficulty_at=n_types + 1,
+            device_at=np.arange(start, est_start).reshape(n_devices, width),
+            est_at=np.arange(est_start, est_start + len(plan_names) * n_devices).reshape(
+                len(plan_names), n_devices
             ),
-            resident_at=at([f"{d}.resident={m}" for d in devices for m in models]).reshape(
-                len(devices), len(models)
-            ),
-            n_levels=catalog.n_levels,
+            load_at=est_start + len(plan_names) * n_devices,
+            n_levels=n_levels,
         )
+
+    @classmethod
+    def of(cls, env: gym.Env) -> ObservationLayout:
+        """The layout of ``env``'s observation, from the names in its ``catalog``; raises
+        ``ValueError`` naming the first expected feature its ``feature_names`` lack."""
+        base = env.unwrapped
+        c = base.catalog
+        layout = cls.build(c.task_types, c.device_names, c.model_names, c.plan_names, c.n_levels)
+        if tuple(base.feature_names) != layout.names:
+            present = set(base.feature_names)
+            missing = [n for n in layout.names if n not in present] or [
+                next(n for n, m in zip(layout.names, base.feature_names, strict=False) if n != m)
+            ]
+            raise ValueError(
+                f"observation has no feature {missing[0]!r} where expected "
+                f"(in env.unwrapped.feature_names)"
+            )
+        return layout
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    @property
+    def queue_at(self) -> np.ndarray:
+        """``[n_devices]`` indices of ``<dev>.queue``."""
+        return self.device_at[:, 0]
+
+    @property
+    def wait_at(self) -> np.ndarray:
+        """``[n_devices]`` indices of ``<dev>.wait``."""
+        return self.device_at[:, 1]
+
+    @property
+    def resident_at(self) -> np.ndarray:
+        """``[n_devices, n_models]`` indices of ``<dev>.resident=<model>``."""
+        return self.device_at[:, len(DEVICE_FEATURES) : -1]
 
     def task_type(self, obs: np.ndarray) -> int:
         """Index of the task's type (into the catalog's ``task_types``)."""
@@ -101,9 +166,111 @@ class ObservationLayout:
         ÷ its SLO (≤ 1 means on time; clipped at the observation's bound)."""
         return obs[self.est_at]
 
+    def arrival_rate(self, obs: np.ndarray) -> float:
+        """Recent arrivals per second ÷ the arrival process's mean rate."""
+        return float(obs[self.load_at])
+
+    def slo_miss(self, obs: np.ndarray) -> float:
+        """Recent fraction of served tasks that finished late."""
+        return float(obs[self.load_at + 1])
+
     def resident(self, obs: np.ndarray) -> np.ndarray:
         """``[n_devices, n_models]`` bool: the model's weights are on the device."""
         return obs[self.resident_at] > 0.5
+
+
+class ObservationWriter:
+    """Writes the observation of the task being decided, from the simulator's state, into one
+    reusable buffer (the returned vector is a fresh float32 copy, clipped at ``clip``).
+
+    Besides the simulator's state it keeps three running statistics: each device's utilisation
+    and the arrival rate, exponentially averaged over the scenario's ``ewma_tau_s``, and the
+    recent fraction of late completions (each settled task weighs 5 %).
+    """
+
+    def __init__(self, sim: Simulator, layout: ObservationLayout):
+        scenario = sim.scenario
+        self.sim, self.layout = sim, layout
+        self.clip = float(scenario.observation.clip)
+        self.tau = scenario.observation.ewma_tau_s
+        entries = scenario.device_entries()
+        self._inv_max_batch = 1.0 / np.array([e.max_batch for e in entries], dtype=float)
+        self._max_priority = float(sim.generator.priority_weights.max())
+        self._mean_rate = sim.generator.arrivals.mean_rate
+        self._type_onehot = np.eye(len(layout.type_at))
+        self._views()
+
+    def _views(self) -> None:
+        """Views into one reusable buffer for each block (rebuilt after unpickling)."""
+        layout = self.layout
+        self._obs = np.zeros(layout.size)
+        devices = layout.difficulty_at + 1  # where the device blocks start
+        actions = devices + layout.device_at.size
+        self._per_dev = self._obs[devices:actions].reshape(layout.device_at.shape)
+        self._est = self._obs[actions : layout.load_at].reshape(layout.est_at.shape)
+        self._seen_residency = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Pickling copies numpy views apart; rebuild them over a fresh buffer.
+        self.__dict__.update(state)
+        self._views()
+
+    def reset(self, task: Task) -> None:
+        """A new episode, whose first task is ``task``."""
+        self._last_time = 0.0
+        self._last_busy = np.zeros(len(self._inv_max_batch))
+        self._util = np.zeros(len(self._inv_max_batch))
+        self._seen_residency = -1
+        self._rate = self._mean_rate
+        self._last_arrival = task.arrival
+        self._miss = 0.0
+
+    def arrived(self, task: Task) -> None:
+        """Exponentially decayed arrival rate: each arrival adds 1/τ, decaying with time."""
+        dt = task.arrival - self._last_arrival
+        self._rate = self._rate * math.exp(-dt / self.tau) + 1.0 / self.tau
+        self._last_arrival = task.arrival
+
+    def settled(self, task: Task, late: bool) -> None:
+        """A served task finished (``late``: after its deadline)."""
+        self._miss += _MISS_EWMA * late - _MISS_EWMA * self._miss
+
+    def write(self, task: Task) -> np.ndarray:
+        """The observation of ``task``, the one being decided."""
+        sim, obs, layout = self.sim, self._obs, self.layout
+        inv_slo = 1.0 / max(task.deadline - task.arrival, 1e-9)
+        obs[layout.type_at] = self._type_onehot[task.type]
+        obs[layout.priority_at] = task.priority / self._max_priority
+        obs[layout.difficulty_at] = task.difficulty / max(layout.n_levels - 1, 1)
+
+        now = sim.now
+        dt = now - self._last_time
+        if dt > 0:
+            busy = sim.busy_time()
+            decay = math.exp(-dt / self.tau)
+            self._util *= decay
+            self._util += (busy - self._last_busy) * ((1.0 - decay) / dt)
+            self._last_time, self._last_busy = now, busy
+        per_dev = self._per_dev
+        if self._seen_residency != sim.residency_version:
+            self._seen_residency = sim.residency_version
+            per_dev[:, 2] = sim.free_memory()
+            per_dev[:, 3:-1] = sim.resident
+            self._est_base = sim.missing_load_s() + sim.plan_alpha + sim.plan_beta
+        wait = sim.expected_wait()
+        per_dev[:, 0] = sim.queue_len * self._inv_max_batch
+        per_dev[:, 1] = wait * inv_slo
+        per_dev[:, -1] = self._util
+        np.add(self._est_base, wait, out=self._est)
+        self._est *= inv_slo
+        g = layout.load_at
+        obs[g] = self._rate / self._mean_rate if self._mean_rate > 0 else 0.0
+        obs[g + 1] = self._miss
+        obs[g + 2] = sim.arrived / sim.episode_tasks
+        return np.minimum(obs, self.clip, dtype=np.float32)
 
 
 def serving_grid(mask: np.ndarray, n_plans: int, n_devices: int) -> np.ndarray:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 from collections import deque
-from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,115 +21,15 @@ from mtenv.core.snapshot import outcome_of, take_snapshot
 from mtenv.core.tasks import Task, TaskStatus
 from mtenv.core.workload import task_generator
 from mtenv.envs.catalog import ActionCatalog, build_catalog
+from mtenv.envs.feedback import NO_FEEDBACK, Feedback
+from mtenv.envs.observation import ObservationLayout, ObservationWriter
 from mtenv.io.scenario_files import load_scenario, shipped_scenarios
 from mtenv.zoo import N_LEVELS
 
 if TYPE_CHECKING:
     from mtenv.render.viewer import Viewer
 
-_MISS_EWMA = 0.05  # weight of the newest settled task in the recent SLO-miss rate (~20 tasks)
 _RECENT_OUTCOMES = 40  # settled tasks kept for the rendered outcome strip
-
-
-class Feedback(Mapping[str, np.ndarray]):
-    """The tasks settled during one step, one entry per task in each equal-length array.
-
-    A read-only mapping (``feedback["reward"]``) of numpy arrays:
-
-    * ``action`` (int64): the action that served the task; ``reject_action`` if it was rejected;
-    * ``reward`` (float64): what the task earned (:class:`~mtenv.core.reward.TaskReward`); they sum
-      to the step's reward;
-    * ``correct`` (bool): completed with the right answer, on time or not;
-    * ``on_time`` (bool): completed by its deadline;
-    * ``task_type`` (int64) and ``difficulty`` (int64): the task's type index and level;
-    * ``decision_step`` (int64): the step of the episode (0 for the first ``step`` after
-      ``reset``) that decided the task. Tasks arrive in order and each step decides one, so a
-      learner can move a task's reward back to the decision that earned it.
-
-    The arrays are built on first access, so a caller that never reads them costs the step
-    nothing. A mapping rather than a ``dict`` so that vector envs, which stack equal-shape info
-    arrays across envs, keep one :class:`Feedback` per env instead.
-    """
-
-    KEYS = ("action", "reward", "correct", "on_time", "task_type", "difficulty", "decision_step")
-
-    __slots__ = ("_arrays", "_source")
-
-    def __init__(self, tasks: list[Task], rewards: list[float], n_devices: int, reject: int):
-        """Feedback on ``tasks`` (settled this step), which earned ``rewards``."""
-        self._source: tuple[list[Task], list[float], int, int] | None = (
-            tasks,
-            rewards,
-            n_devices,
-            reject,
-        )
-        self._arrays: dict[str, np.ndarray] | None = None
-
-    def _built(self) -> dict[str, np.ndarray]:
-        if self._arrays is None:
-            assert self._source is not None
-            tasks, rewards, n_devices, reject = self._source
-            rejected = TaskStatus.REJECTED
-            ints = np.array(
-                [
-                    (
-                        reject if t.status is rejected else t.plan * n_devices + t.device,
-                        t.type,
-                        t.difficulty,
-                        t.id,
-                    )
-                    for t in tasks
-                ],
-                dtype=np.int64,
-            ).reshape(-1, 4)
-            flags = np.array([(t.correct, t.on_time) for t in tasks], dtype=bool).reshape(-1, 2)
-            arrays = {
-                "action": ints[:, 0],
-                "reward": np.array(rewards, dtype=np.float64),
-                "correct": flags[:, 0],
-                "on_time": flags[:, 1],
-                "task_type": ints[:, 1],
-                "difficulty": ints[:, 2],
-                "decision_step": ints[:, 3],
-            }
-            for array in arrays.values():
-                array.flags.writeable = False
-            self._arrays, self._source = arrays, None
-        return self._arrays
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        return self._built()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.KEYS)
-
-    def __len__(self) -> int:
-        return len(self.KEYS)
-
-    @property
-    def n_tasks(self) -> int:
-        """How many tasks were settled."""
-        return len(self._source[0]) if self._source is not None else len(self["action"])
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Feedback):
-            return NotImplemented
-        return all(np.array_equal(self[k], other[k]) for k in self.KEYS)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Feedback({', '.join(f'{k}={self[k]!r}' for k in self.KEYS)})"
-
-    def __getstate__(self) -> dict[str, np.ndarray]:
-        return self._built()
-
-    def __setstate__(self, arrays: dict[str, np.ndarray]) -> None:
-        self._source, self._arrays = None, arrays
-
-
-_NO_FEEDBACK = Feedback([], [], 1, 0)
-_NO_FEEDBACK._built()
 
 
 class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
@@ -183,10 +81,11 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     ## Info
 
     Every ``reset`` and ``step`` info holds ``action_mask`` (above) and ``feedback``, a
-    :class:`Feedback`: per task settled during the step, the action that served it, its reward,
-    whether it was right and on time, its type and difficulty (empty after ``reset``). Its
-    rewards sum to the step's reward; online learners (bandits) learn from it. ``step`` also
-    says whether the action was ``invalid_action``.
+    :class:`~mtenv.envs.feedback.Feedback`: per task settled during the step, the action that
+    served it, its reward, whether it was right and on time, its type and difficulty, and the
+    step that decided it (empty after ``reset``). Its rewards sum to the step's reward; online
+    learners (bandits) and PPO's decision credit learn from it. ``step`` also says whether the
+    action was ``invalid_action``.
 
     ## Static descriptions
 
@@ -298,25 +197,21 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self.action_labels = [
             f"{plan.name}@{dev}" for plan in sim.plans for dev in sim.device_names
         ] + ["reject"]
-        self.feature_names = self._feature_names()
-        self.clip = float(self.scenario.observation.clip)
-        self.observation_space = spaces.Box(
-            0.0, self.clip, shape=(len(self.feature_names),), dtype=np.float32
+        layout = ObservationLayout.build(
+            sim.task_types, sim.device_names, sim.models, [p.name for p in sim.plans], N_LEVELS
         )
-        self._tau = self.scenario.observation.ewma_tau_s
-        self._max_batch = np.array(
-            [e.max_batch for e in self.scenario.device_entries()], dtype=float
+        self.feature_names = list(layout.names)
+        self.observation = ObservationWriter(sim, layout)
+        self.observation_space = spaces.Box(
+            0.0, self.observation.clip, shape=(layout.size,), dtype=np.float32
         )
         self._max_queue = np.array([e.max_queue for e in self.scenario.device_entries()])
-        self._max_priority = float(sim.generator.priority_weights.max())
-        self._mean_rate = sim.generator.arrivals.mean_rate
         static_ok = sim.plan_serves.T[:, :, None] & sim.plan_fits[None, :, :]  # [T, P, D]
         self._type_masks = [np.append(ok.ravel(), True) for ok in static_ok]
         self._mask = self._reject_only()
         self._task: Task | None = None
         self._clairvoyant: tuple[Task | None, np.ndarray] = (None, np.zeros(0, dtype=bool))
         self._done = True
-        self._layout()
 
     # --- Gymnasium API -----------------------------------------------------------------------
 
@@ -327,21 +222,15 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._task = self.sim.reset(self.np_random)
         self._done = False
         self._return = 0.0
-        self._last_time = 0.0
-        self._last_busy = np.zeros(self.n_devices)
-        self._util = np.zeros(self.n_devices)
-        self._seen_residency = -1
-        self._rate = self._mean_rate
-        self._last_arrival = self._task.arrival
-        self._miss = 0.0
         self._last_action = -1
         self._recent.clear()
         self.settled = []
-        obs = self._observation()
+        self.observation.reset(self._task)
+        obs = self.observation.write(self._task)
         self._update_mask()
         if self.render_mode == "human":
             self.render()
-        return obs, {"action_mask": self._mask_int8(), "feedback": _NO_FEEDBACK}
+        return obs, {"action_mask": self._mask_int8(), "feedback": NO_FEEDBACK}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done or self._task is None:
@@ -361,7 +250,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             sim.drain()
             self._done = True
         else:
-            self._track_load(next_task)
+            self.observation.arrived(next_task)
             self._task = next_task
 
         self.settled = sim.take_finished()
@@ -370,18 +259,18 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             rewards.append(self.reward_fn(done))
             self._recent.append(outcome_of(done))
             if done.status is not TaskStatus.REJECTED:
-                self._miss += _MISS_EWMA * (done.finished > done.deadline) - _MISS_EWMA * self._miss
+                self.observation.settled(done, late=done.finished > done.deadline)
         reward = sum(rewards, 0.0)
         self._return += reward
 
-        obs = self._observation()
+        obs = self.observation.write(self._task)
         self._update_mask()
         info: dict[str, Any] = {
             "action_mask": self._mask_int8(),
             "invalid_action": invalid,
             "feedback": Feedback(self.settled, rewards, self.n_devices, self.reject_action)
             if self.settled
-            else _NO_FEEDBACK,
+            else NO_FEEDBACK,
         }
         if truncated:
             info["metrics"] = {**sim.episode_metrics(), "episode_return": self._return}
@@ -490,86 +379,12 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     def _mask_int8(self) -> np.ndarray:
         return self._mask.astype(np.int8)
 
-    def _track_load(self, task: Task) -> None:
-        """Exponentially decayed arrival rate: each arrival adds 1/τ, decaying with time."""
-        dt = task.arrival - self._last_arrival
-        self._rate = self._rate * math.exp(-dt / self._tau) + 1.0 / self._tau
-        self._last_arrival = task.arrival
-
-    def _feature_names(self) -> list[str]:
-        sim = self.sim
-        names = [f"task.type={t}" for t in sim.task_types]
-        names += ["task.priority", "task.difficulty"]
-        for dev in sim.device_names:
-            names += [f"{dev}.queue", f"{dev}.wait", f"{dev}.free_memory"]
-            names += [f"{dev}.resident={m}" for m in sim.models]
-            names.append(f"{dev}.utilization")
-        names += [f"est:{label}" for label in self.action_labels[:-1]]
-        names += ["load.arrival_rate", "load.slo_miss", "episode.progress"]
-        return names
-
     def __getstate__(self) -> dict[str, Any]:
         # A pygame viewer holds surfaces that do not pickle; the copy builds its own.
         state = self.__dict__.copy()
         if self._own_viewer:
             state["viewer"] = None
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # Pickling copies numpy views apart; rebuild them over a fresh buffer.
-        self.__dict__.update(state)
-        self._layout()
-
-    def _layout(self) -> None:
-        """Views into one reusable buffer for each block of the observation."""
-        sim = self.sim
-        n_types, n_models = len(sim.task_types), len(sim.models)
-        self._obs = np.zeros(len(self.feature_names))
-        self._type_onehot = np.eye(n_types)
-        start = n_types + 2
-        width = 4 + n_models
-        self._per_dev = self._obs[start : start + self.n_devices * width].reshape(-1, width)
-        start += self._per_dev.size
-        self._est = self._obs[start : start + self.n_plans * self.n_devices].reshape(
-            self.n_plans, self.n_devices
-        )
-        self._global_at = start + self._est.size
-        self._inv_max_batch = 1.0 / self._max_batch
-        self._seen_residency = -1
-
-    def _observation(self) -> np.ndarray:
-        sim, task, obs = self.sim, self._task, self._obs
-        n_types = len(self._type_onehot)
-        inv_slo = 1.0 / max(task.deadline - task.arrival, 1e-9)
-        obs[:n_types] = self._type_onehot[task.type]
-        obs[n_types] = task.priority / self._max_priority
-        obs[n_types + 1] = task.difficulty / max(N_LEVELS - 1, 1)
-
-        now = sim.now
-        dt = now - self._last_time
-        if dt > 0:
-            busy = sim.busy_time()
-            decay = math.exp(-dt / self._tau)
-            self._util *= decay
-            self._util += (busy - self._last_busy) * ((1.0 - decay) / dt)
-            self._last_time, self._last_busy = now, busy
-        if self._seen_residency != sim.residency_version:
-            self._seen_residency = sim.residency_version
-            self._per_dev[:, 2] = sim.free_memory()
-            self._per_dev[:, 3:-1] = sim.resident
-            self._est_base = sim.missing_load_s() + sim.plan_alpha + sim.plan_beta
-        wait = sim.expected_wait()
-        per_dev = self._per_dev
-        per_dev[:, 0] = sim.queue_len * self._inv_max_batch
-        per_dev[:, 1] = wait * inv_slo
-        per_dev[:, -1] = self._util
-        np.add(self._est_base, wait, out=self._est)
-        self._est *= inv_slo
-        g = self._global_at
-        obs[g] = self._rate / self._mean_rate if self._mean_rate > 0 else 0.0
-        obs[g + 1] = self._miss
-        obs[g + 2] = sim.arrived / sim.episode_tasks
-        return np.minimum(obs, self.clip, dtype=np.float32)
 
     def _ansi(self) -> str:
         sim, task = self.sim, self._task

@@ -1,0 +1,173 @@
+"""What a PPO learner runs while it trains: the vectorised training envs (:class:`EnvFactory`,
+:func:`make_vec_env`) and the SB3 callbacks hooked into its rollouts: reporting finished
+episodes, moving delayed rewards to the decisions that earned them, checkpointing, and carrying
+a resumed run's earlier evaluations.
+
+Credit for delayed rewards: the env pays a task's reward when the task settles, some steps after
+the step that decided it, and later for slower plans, so discounting and GAE make a slow,
+accurate plan look worse than it is. By default (``credit: decision``) training moves each task's
+reward back, in the rollout buffer, to the step that decided the task, which the env reports
+with every settled task (``info["feedback"]["decision_step"]``); the env, its reported returns and
+the trained policy's inputs are unchanged (:class:`CreditToDecisions`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from mtenv.agents.interfaces import EnvConfig, TrainingCallback
+
+if TYPE_CHECKING:
+    from mtenv.agents.ppo.learner import SB3Learner
+
+
+# --- envs --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvFactory:
+    """Builds one Monitor-wrapped training env; picklable, so that ``SubprocVecEnv`` workers
+    can run it. Small MLPs and memoised models gain nothing from torch threads that compete
+    with the other workers, hence one thread per process."""
+
+    config: EnvConfig
+
+    def __call__(self) -> gym.Env:
+        torch.set_num_threads(1)
+        return Monitor(self.config.make())
+
+
+def make_vec_env(config: EnvConfig, n_envs: int, kind: str, seed: int) -> VecEnv:
+    """``n_envs`` envs of ``config`` (``kind`` ``"subproc"`` or ``"dummy"``); env ``i`` is seeded
+    with ``seed + i`` at its first reset."""
+    factories = [EnvFactory(config) for _ in range(n_envs)]
+    vec: VecEnv = SubprocVecEnv(factories) if kind == "subproc" else DummyVecEnv(factories)
+    vec.seed(seed)
+    return vec
+
+
+# --- callbacks ---------------------------------------------------------------------------------
+
+
+class EpisodeReporter(BaseCallback):
+    """Passes every finished training episode (from the Monitor wrappers) to the learner's
+    :class:`TrainingCallback`."""
+
+    def __init__(self, report: TrainingCallback):
+        super().__init__()
+        self.report = report
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            episode = info.get("episode")
+            if episode is not None:
+                self.report.on_episode(self.num_timesteps, float(episode["r"]))
+        return True
+
+
+class CreditToDecisions(BaseCallback):
+    """Moves each task's reward, in the rollout buffer, from the step that paid it to the step
+    that decided it (``info["feedback"]``: each settled task's ``decision_step`` and ``reward``),
+    then recomputes returns and advantages.
+
+    A task decided in an earlier rollout keeps its reward where it was paid: that rollout has
+    already been trained on.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.moves: list[tuple[int, int, int, float]] = []
+        self.where: list[dict[int, int]] = []
+        self.episode_step: np.ndarray | None = None
+
+    def _on_rollout_start(self) -> None:
+        n_envs = self.training_env.num_envs
+        if self.episode_step is None:
+            self.episode_step = np.zeros(n_envs, dtype=np.int64)
+        self.moves = []
+        self.where = [{} for _ in range(n_envs)]
+
+    def _on_step(self) -> bool:
+        # Called before the step is added to the buffer: its row will be ``pos``.
+        pos = self.model.rollout_buffer.pos
+        steps, infos, dones = self.episode_step, self.locals["infos"], self.locals["dones"]
+        for env, (info, done) in enumerate(zip(infos, dones, strict=True)):
+            self.where[env][int(steps[env])] = pos
+            feedback = info.get("feedback")
+            settled = (
+                ()
+                if feedback is None
+                else zip(
+                    feedback["decision_step"].tolist(), feedback["reward"].tolist(), strict=True
+                )
+            )
+            for decided, reward in settled:
+                row = self.where[env].get(decided)
+                if row is not None and row != pos:
+                    self.moves.append((row, pos, env, reward))
+            if done:
+                steps[env] = 0
+                self.where[env] = {}
+            else:
+                steps[env] += 1
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if not self.moves:
+            return
+        buffer = self.model.rollout_buffer
+        for row, paid, env, reward in self.moves:
+            buffer.rewards[row, env] += reward
+            buffer.rewards[paid, env] -= reward
+        buffer.compute_returns_and_advantage(
+            last_values=self.locals["values"], dones=self.locals["dones"]
+        )
+
+
+class Checkpointer(BaseCallback):
+    """Saves the model every ``every`` env steps, between rollouts: there the weights have
+    been trained on every step counted so far, so resuming loses no finished work."""
+
+    def __init__(self, learner: SB3Learner, folder: Path, every: int, report: TrainingCallback):
+        super().__init__()
+        self.learner, self.folder, self.every, self.report = learner, folder, every, report
+        self.last = 0
+
+    def _on_training_start(self) -> None:
+        self.last = self.model.num_timesteps
+
+    def _on_rollout_start(self) -> None:
+        if self.every > 0 and self.model.num_timesteps - self.last >= self.every:
+            self.save()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def save(self) -> None:
+        self.learner.write_checkpoint(self.folder)
+        self.last = self.model.num_timesteps
+        self.report.on_checkpoint(self.last)
+
+
+def restore_evaluations(callback: EvalCallback, up_to: int) -> None:
+    """Carry a resumed run's earlier evaluations (up to its checkpoint) into ``callback``,
+    which would otherwise overwrite ``evaluations.npz`` with only the new ones."""
+    path = Path(f"{callback.log_path}.npz") if callback.log_path else None
+    if path is None or not path.is_file():
+        return
+    with np.load(path) as saved:
+        keep = saved["timesteps"] <= up_to
+        callback.evaluations_timesteps = saved["timesteps"][keep].tolist()
+        callback.evaluations_results = saved["results"][keep].tolist()
+        callback.evaluations_length = saved["ep_lengths"][keep].tolist()
+    if callback.evaluations_results:
+        callback.best_mean_reward = max(float(np.mean(r)) for r in callback.evaluations_results)
