@@ -251,3 +251,69 @@ def test_the_source_tree_imports_as_it_is() -> None:
         str(REPO / "agents" / "__init__.py"),
         str(REPO / "scenarios" / "__init__.py"),
     ]
+
+
+LAYERS = ("zoo", "core", "io", "render", "envs", "agents", "tools")
+"""mtenv's layers, bottom first: a module may import its own layer and those below it."""
+FORBIDDEN_IN_CORE = ("gymnasium", "pygame", "stable_baselines3", "sb3_contrib")
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "mtenv" and len(parts) > 1 and parts[1] in LAYERS else None
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_imports_only_the_layers_below_it(layer: str) -> None:
+    """The package's folders are its architecture: the simulation core imports nothing from
+    Gymnasium, pygame or SB3, and no module reaches up to a layer above its own."""
+    folder = REPO / ("agents" if layer == "agents" else f"mtenv/{layer}")
+    allowed = set(LAYERS[: LAYERS.index(layer) + 1])
+    for path in sorted(folder.rglob("*.py")):
+        imported = _imports(path)
+        above = sorted(m for m in imported if _layer(m) is not None and _layer(m) not in allowed)
+        assert not above, f"{path.relative_to(REPO)} imports {above} from a layer above {layer}"
+        if layer in ("zoo", "core"):
+            heavy = sorted(m for m in imported if m.split(".")[0] in FORBIDDEN_IN_CORE)
+            assert not heavy, f"{path.relative_to(REPO)} imports {heavy}"
+
+
+def test_the_readme_architecture_names_every_module() -> None:
+    """The README's Architecture section is the map of the tree: every module is on it."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    modules = [
+        p
+        for folder in (REPO / "mtenv", REPO / "agents")
+        for p in folder.rglob("*.py")
+        if p.name != "__init__.py"
+    ]
+    missing = [str(p.relative_to(REPO)) for p in modules if p.stem not in section]
+    assert not missing, f"README's Architecture section does not name {missing}"
+
+
+MAX_MODULE_LINES = 650
+
+
+def test_no_module_is_longer_than_a_reader_can_hold() -> None:
+    """Each concept in a module of its own: none over about 600 lines."""
+    long = {
+        str(p.relative_to(REPO)): n
+        for folder in (REPO / "mtenv", REPO / "agents")
+        for p in folder.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
