@@ -92,8 +92,8 @@ def play(env: TaskAllocationEnv, choose, seed: int = 0) -> Episode:
         episode.rewards.append(reward)
         episode.infos.append(info)
         episode.tasks.extend(env.settled)
-        assert not terminated
-        if truncated:
+        assert not truncated  # the workload's end terminates; nothing here truncates
+        if terminated:
             episode.metrics = info["metrics"]
             return episode
 

@@ -198,7 +198,7 @@ def test_feedback_sums_to_the_reward_and_names_the_actions():
             assert feedback["on_time"][i] == task.on_time
             assert feedback["reward"][i] == env.reward_fn(task)
         seen += len(env.settled)
-        if truncated:
+        if terminated or truncated:
             break
     assert seen == 120
     assert env.reject_action in chosen or -1 in chosen
@@ -320,7 +320,7 @@ def test_catalog_cost_and_energy_are_what_the_simulator_charges_a_lone_task():
         action = int(rng.choice(np.flatnonzero(info["action_mask"][:-1])))
         obs, reward, terminated, truncated, info = env.step(action)
         completed += [t for t in env.settled if t.status is TaskStatus.COMPLETED]
-        if truncated:
+        if terminated or truncated:
             break
     assert len(completed) == 60
     for task in completed:
@@ -371,7 +371,7 @@ def test_observation_layout_reads_the_task_and_the_cluster_by_name():
         action = int(rng.choice(np.flatnonzero(info["action_mask"])))
         obs, reward, terminated, truncated, info = env.step(action)
         tasks.update({t.id: t for t in env.settled})
-        if truncated:
+        if terminated or truncated:
             break
     assert len({t for t, _, _ in read}) == 2
     for i, (task_type, level, priority) in enumerate(read):
@@ -513,7 +513,7 @@ def test_heuristic_follows_its_rule(scenario, name):
             action = int(driver.choice(np.flatnonzero(mask)))
         obs, reward, terminated, truncated, info = env.step(action)
         step += 1
-        if truncated:
+        if terminated or truncated:
             break
 
 
@@ -571,7 +571,7 @@ def test_infaas_takes_the_cheap_resident_model_where_it_is_accurate_enough(make_
             assert env.action_labels[action] == ("linear@t4-0" if close else "cnn_wide@a100-1")
             seen.add(close)
         obs, reward, terminated, truncated, info = env.step(action)
-        if truncated:
+        if terminated or truncated:
             break
     assert seen == {True, False}
 
@@ -596,7 +596,7 @@ def test_cascade_prefers_a_cascade_plan_else_a_difficulty_threshold(make_env):
                 expected = "linear" if layout.difficulty_level(obs) < threshold else "cnn_wide"
             assert _plan(env, action) == expected
             obs, reward, terminated, truncated, info = env.step(action)
-            if truncated:
+            if terminated or truncated:
                 break
 
 
@@ -685,7 +685,7 @@ def test_clairvoyance_agrees_with_what_the_simulator_reports(scenario):
         obs, reward, terminated, truncated, info = env.step(action)
         tasks += env.settled
         step += 1
-        if truncated:
+        if terminated or truncated:
             break
     completed = [t for t in tasks if t.status is TaskStatus.COMPLETED]
     assert len(completed) > 100

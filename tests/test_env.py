@@ -148,8 +148,8 @@ def test_short_random_episode_reports_the_headline_metrics(env_id):
         action = int(rng.choice(np.flatnonzero(info["action_mask"])))
         obs, reward, terminated, truncated, info = env.step(action)
         steps += 1
-        assert not terminated and math.isfinite(reward)
-        if truncated:
+        assert not truncated and math.isfinite(reward)
+        if terminated:
             break
     assert steps == SHORT
     metrics = info["metrics"]
@@ -169,7 +169,7 @@ def test_episode_tasks_overrides_the_scenario_length():
     obs, info = env.reset(seed=0)
     for step in range(1, 8):
         obs, reward, terminated, truncated, info = env.step(env.unwrapped.reject_action)
-        assert truncated == (step == 7)
+        assert terminated == (step == 7) and not truncated
     assert info["metrics"]["tasks"] == 7
 
 
@@ -274,7 +274,7 @@ def _random_masked(seed: int):
     return lambda obs, mask, env: int(rng.choice(np.flatnonzero(mask)))
 
 
-def test_episode_is_truncated_after_the_scenario_tasks(make_env):
+def test_episode_terminates_after_the_scenario_tasks(make_env):
     env = make_env(episode_tasks=37)
     episode = play(env, first_valid)
     assert len(episode.rewards) == 37
@@ -286,6 +286,26 @@ def test_episode_is_truncated_after_the_scenario_tasks(make_env):
     )
     with pytest.raises(RuntimeError, match="reset"):
         env.step(0)
+
+
+def test_a_time_limit_truncates_and_the_workload_end_terminates():
+    limited = gym.make("mtenv/Quickstart-v0", inference="memoized", max_episode_steps=5)
+    _, info = limited.reset(seed=0)
+    flags = []
+    for _ in range(5):
+        _, _, terminated, truncated, info = limited.step(limited.unwrapped.reject_action)
+        flags.append((terminated, truncated))
+    assert flags == [(False, False)] * 4 + [(False, True)]
+    assert "metrics" not in info
+
+    whole = gym.make("mtenv/Quickstart-v0", inference="memoized", episode_tasks=5)
+    _, info = whole.reset(seed=0)
+    flags = []
+    for _ in range(5):
+        _, _, terminated, truncated, info = whole.step(whole.unwrapped.reject_action)
+        flags.append((terminated, truncated))
+    assert flags == [(False, False)] * 4 + [(True, False)]
+    assert info["metrics"]["tasks"] == 5
 
 
 def test_episode_metrics_have_stable_keys(make_env):

@@ -96,8 +96,8 @@ def episode_observations(env, policy, seed: int = 0) -> list[tuple[np.ndarray, n
     while True:
         mask = info["action_mask"]
         seen.append((obs, mask))
-        obs, _, _, truncated, info = env.step(policy.act(obs, mask))
-        if truncated:
+        obs, _, terminated, truncated, info = env.step(policy.act(obs, mask))
+        if terminated or truncated:
             return seen
 
 
@@ -299,14 +299,16 @@ def test_feedback_reports_every_reward_once_with_its_deciding_step(tmp_path):
     total, credited, decided = 0.0, 0.0, []
     step = 0
     while True:
-        obs, reward, _, truncated, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
+        obs, reward, terminated, truncated, info = env.step(
+            int(np.flatnonzero(info["action_mask"])[0])
+        )
         total += reward
         credited += sum(r for _, r in credit(info))
         assert sum(r for _, r in credit(info)) == pytest.approx(reward)
         decided += [d for d, _ in credit(info)]
         assert all(d <= step for d, _ in credit(info))
         step += 1
-        if truncated:
+        if terminated or truncated:
             break
     assert credited == pytest.approx(total)
     assert sorted(decided) == list(range(step))

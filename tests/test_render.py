@@ -45,8 +45,8 @@ def _frames(env_id: str, seed: int = 0, steps: int = 12) -> list[np.ndarray]:
         _, info = env.reset(seed=seed)
         frames = [env.render()]
         for i in range(steps):
-            _, _, _, truncated, info = env.step(_cycle(info, i))
-            if truncated:
+            _, _, terminated, truncated, info = env.step(_cycle(info, i))
+            if terminated or truncated:
                 break
         frames.append(env.render())
         return frames
@@ -174,9 +174,9 @@ def test_snapshot_outcomes_are_bounded_and_episode_end_renders():
         "quickstart", render_mode="rgb_array", inference="memoized", episode_tasks=60
     )
     _, info = env.reset(seed=0)
-    i, truncated = 0, False
-    while not truncated:
-        _, _, _, truncated, info = env.step(_cycle(info, i))
+    i, terminated, truncated = 0, False, False
+    while not (terminated or truncated):
+        _, _, terminated, truncated, info = env.step(_cycle(info, i))
         i += 1
     snap = env.snapshot()
     assert len(snap.outcomes) == 40 and snap.task is None

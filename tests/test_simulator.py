@@ -186,9 +186,11 @@ def test_every_task_is_settled_and_time_never_goes_back(make_env):
 
     while True:
         valid = np.flatnonzero(info["action_mask"])
-        obs, _, _, truncated, info = env.step(int(rng.choice(valid)))
+        obs, _, terminated, truncated, info = env.step(int(rng.choice(valid)))
         sim = env.sim
-        if not truncated:  # the env's mask is the simulator's own notion of a runnable action
+        if not (
+            terminated or truncated
+        ):  # the env's mask is the simulator's own notion of a runnable action
             expected = [
                 sim.can_run(a // env.n_devices, a % env.n_devices, env._task.type)
                 for a in range(env.reject_action)
@@ -199,9 +201,9 @@ def test_every_task_is_settled_and_time_never_goes_back(make_env):
         assert np.all(sim.used_bytes <= sim.capacity)
         m = sim.metrics
         settled = m.completed + m.rejected + m.dropped
-        awaiting_decision = 0 if truncated else 1
+        awaiting_decision = 0 if terminated or truncated else 1
         assert settled + sim.in_flight + awaiting_decision == sim.arrived
-        if truncated:
+        if terminated or truncated:
             break
     assert sim.in_flight == 0
     assert settled == sim.arrived == 300

@@ -349,10 +349,58 @@ def test_n_step_returns_and_the_episode_end_by_hand(cls, terminate, n_step, expe
     config = EnvConfig("mtenv-test/Scripted-v0", {"terminate": terminate})
     env = config.make()
     spec = [{"features": "x", "bins": [0.5]}]
-    agent = cls(env, gamma=0.5, alpha=1.0, epsilon=0.0, n_step=n_step, discretiser=spec)
+    # the env's own step rewards (it reports no per-task feedback)
+    agent = cls(
+        env, gamma=0.5, alpha=1.0, epsilon=0.0, n_step=n_step, credit="settle", discretiser=spec
+    )
     agent.learn(config, 4, seed=0, run_dir=None)
     assert agent.q[0, 0] == pytest.approx(expected)
     assert agent.visits[0, 0] == agent.steps == 4
+
+
+class DelayedEnv(gym.Env):
+    """Action 0 earns 1, action 1 earns 0, each paid two steps after its decision (the last
+    ones at the end), with per-task feedback as mtenv reports it; six steps, then terminated."""
+
+    feature_names = ("x",)
+    action_labels = ("good", "bad", "reject")
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(3)
+        self.mask = np.array([1, 1, 0], dtype=np.int8)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.earned: list[float] = []
+        return np.zeros(1, np.float32), {"action_mask": self.mask.copy()}
+
+    def step(self, action):
+        self.earned.append(1.0 if action == 0 else 0.0)
+        step = len(self.earned) - 1
+        end = step == 5
+        paid = ([step - 2] if step >= 2 else []) + ([step - 1, step] if end else [])
+        feedback = {
+            "decision_step": np.array(paid, dtype=np.int64),
+            "reward": np.array([self.earned[d] for d in paid]),
+        }
+        info = {"action_mask": self.mask.copy(), "feedback": feedback}
+        return np.zeros(1, np.float32), float(feedback["reward"].sum()), end, False, info
+
+
+gym.register(id="mtenv-test/Delayed-v0", entry_point=DelayedEnv)
+
+
+@pytest.mark.parametrize("cls", LEARNERS)
+def test_decision_credit_values_each_action_by_its_own_task(cls):
+    config = EnvConfig("mtenv-test/Delayed-v0", {})
+    env = config.make()
+    spec = [{"features": "x", "bins": [0.5]}]
+    agent = cls(env, gamma=0.0, alpha=1.0, epsilon=1.0, discretiser=spec, seed=0)
+    agent.learn(config, 60, seed=0, run_dir=None)
+    assert agent.visits[0, :2].min() > 0
+    assert agent.q[0, :2].tolist() == [1.0, 0.0]
+    assert agent.visits.sum() == agent.steps
 
 
 # --- learning ----------------------------------------------------------------------------------

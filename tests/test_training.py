@@ -174,8 +174,8 @@ def test_a_loaded_agent_acts_like_the_trained_one(trained: Path, scenario_file: 
         action = a.act(obs, info["action_mask"])
         assert action == b.act(obs, info["action_mask"])
         assert info["action_mask"][action]
-        obs, _, _, truncated, info = env.step(action)
-        if truncated:
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
             break
 
 

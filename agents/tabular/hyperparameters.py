@@ -54,6 +54,7 @@ class VisitCountStepSize:
 
 
 StepSize = LinearSchedule | VisitCountStepSize
+CREDITS = ("decision", "settle")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ class TabularHyperparameters:
     (linear over the run) or ``{power, min}`` (per-entry visit count). ``epsilon``: a number or
     ``{start, end, fraction}``. ``q_init``: the initial Q-value of every entry (above the
     typical return it is optimistic and drives exploration). ``n_step``: rewards summed before
-    the bootstrap (1: the one-step rule). ``discretiser``: a list of feature specs (see
+    the bootstrap (1: the one-step rule). ``credit``: ``decision`` (a step's reward is that of
+    the task it decided, from ``info["feedback"]``) or ``settle`` (the env's step reward, paid
+    when tasks settle). ``discretiser``: a list of feature specs (see
     :mod:`mtenv.agents.tabular.discretiser`) or ``{features, max_table_entries}``; ``None`` for the
     default set.
     """
@@ -74,12 +77,13 @@ class TabularHyperparameters:
     epsilon: LinearSchedule = field(default_factory=lambda: LinearSchedule(1.0, 0.1, 0.5))
     q_init: float = 0.0
     n_step: int = 1
+    credit: str = "decision"
     discretiser: DiscretiserConfig = field(default_factory=DiscretiserConfig)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TabularHyperparameters:
         """Validated hyperparameters; a bad one raises ``ValueError`` naming it."""
-        known = ("gamma", "alpha", "epsilon", "q_init", "n_step", "discretiser")
+        known = ("gamma", "alpha", "epsilon", "q_init", "n_step", "credit", "discretiser")
         unknown = sorted(set(raw) - set(known))
         if unknown:
             raise ValueError(
@@ -96,8 +100,11 @@ class TabularHyperparameters:
         n_step = raw.get("n_step", default.n_step)
         if isinstance(n_step, bool) or not isinstance(n_step, int) or n_step < 1:
             raise ValueError(f"n_step: expected an integer >= 1, got {n_step!r}")
+        credit = raw.get("credit", default.credit)
+        if credit not in CREDITS:
+            raise ValueError(f"credit: expected one of {', '.join(CREDITS)}, got {credit!r}")
         discretiser = DiscretiserConfig.from_spec(raw.get("discretiser"))
-        return cls(gamma, alpha, epsilon, q_init, n_step, discretiser)
+        return cls(gamma, alpha, epsilon, q_init, n_step, credit, discretiser)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe form :meth:`from_dict` reads back."""
@@ -107,6 +114,7 @@ class TabularHyperparameters:
             "epsilon": self.epsilon.to_dict(),
             "q_init": self.q_init,
             "n_step": self.n_step,
+            "credit": self.credit,
             "discretiser": self.discretiser.to_spec(),
         }
 

@@ -28,14 +28,14 @@ seed fixes every choice.
 there; on truncation (the episode was cut, the process goes on) they bootstrap from the final
 state, over its valid actions. Every transition, the final ones included, is learned once.
 
-**Delayed rewards.** The env credits a task's reward when its fate is settled, some steps after
-it was allocated (a few on the small scenarios, hundreds on ``large_cluster``). A one-step update
-then credits mostly other decisions' outcomes: only what shows within a step (a rejection, a task
-answered before the next arrives) or through the next state reaches the action that caused it.
-On several shipped scenarios the one-step Q-values of a state came out within noise of each other
-and the greedy choice between plans was a lottery across seeds. An n-step return that spans the
-typical delay brings each task's own reward into its action's target;
-``agents/hyperparams/tabular.yml`` sets n per scenario from the measured delays.
+**Delayed rewards.** The env pays a task's reward when its fate is settled, some steps after it
+was allocated (a few on the small scenarios, hundreds on ``large_cluster``). Read as Gymnasium
+reports it (``credit: settle``), a one-step update credits mostly other decisions' outcomes, and
+the greedy choice between plans came out a lottery across seeds on several shipped scenarios.
+With ``credit: decision`` (the default) each transition's reward is the reward of the task its
+step decided, read from ``info["feedback"]`` (``decision_step``); the transition waits until its
+task has settled, so every action is valued by its own outcome plus the discounted value of the
+state it led to.
 
 **Schedules** (hyperparameters, see :class:`TabularHyperparameters` in
 :mod:`mtenv.agents.tabular.hyperparameters`): ε linear over the first part of the run, α linear
@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -73,6 +74,19 @@ from mtenv.agents.tabular.storage import (
     read_fields,
     write_npz,
 )
+
+
+@dataclass
+class _Transition:
+    """One step, waiting for its reward (under decision credit, until its task settles)."""
+
+    state: int
+    action: int
+    reward: float | None
+    next_state: int = -1
+    next_mask: np.ndarray | None = None
+    next_action: int = -1
+    terminated: bool = False
 
 
 class TabularLearner(BasePolicy):
@@ -217,13 +231,16 @@ class TabularLearner(BasePolicy):
     def _train_episode(self, env: gym.Env, seed: int) -> float:
         """One ε-greedy episode, learning every transition, the final ones included.
 
-        Transitions wait in a buffer until their n-step return is known: the oldest is
-        updated once n rewards have followed it, and at the episode's end the rest are updated
-        with the rewards they have (bootstrapping from the final state unless terminated)."""
+        Transitions wait in a buffer until their n-step return is known (under decision
+        credit: until the tasks of the n steps have settled): the oldest is then updated, and at
+        the episode's end the rest are updated with the rewards they have (bootstrapping from
+        the final state unless terminated)."""
         state_of = self.discretiser.state
         epsilon_at = self.config.epsilon.at
         total, n = self._total_steps, self.config.n_step
-        pending: deque[tuple[int, int, float]] = deque()
+        by_decision = self.config.credit == "decision"
+        pending: deque[_Transition] = deque()
+        first = 0  # the decision step of pending[0]
         observation, info = env.reset(seed=seed)
         state, mask = state_of(observation), info["action_mask"]
         epsilon = epsilon_at(self.steps, total)
@@ -233,42 +250,55 @@ class TabularLearner(BasePolicy):
             observation, reward, terminated, truncated, info = env.step(action)
             self.steps += 1
             episode_return += float(reward)
-            pending.append((state, action, float(reward)))
+            step = _Transition(state, action, None if by_decision else float(reward))
+            pending.append(step)
+            if by_decision:
+                feedback = info["feedback"]
+                decided, rewards = feedback["decision_step"].tolist(), feedback["reward"].tolist()
+                for d, r in zip(decided, rewards, strict=True):
+                    if d >= first:  # an earlier one was updated when its episode ended
+                        waiting = pending[d - first]
+                        waiting.reward = (waiting.reward or 0.0) + r
             next_state, next_mask = state_of(observation), info["action_mask"]
+            step.next_state, step.next_mask, step.terminated = next_state, next_mask, terminated
             epsilon = epsilon_at(self.steps, total)
             next_action = -1
             if self._chooses_before_update and not terminated:
                 next_action = self._behaviour(next_state, next_mask, epsilon)
+            step.next_action = next_action
             ended = bool(terminated or truncated)
-            while len(pending) >= n or (ended and pending):
-                self._update_oldest(
-                    pending, next_state, next_mask, next_action, bool(terminated), epsilon
-                )
+            while pending and (ended or _ready(pending, n)):
+                self._update_oldest(pending, epsilon)
+                first += 1
             if ended:
                 return episode_return
             if not self._chooses_before_update:
                 next_action = self._behaviour(next_state, next_mask, epsilon)
             state, mask, action = next_state, next_mask, next_action
 
-    def _update_oldest(
-        self,
-        pending: deque[tuple[int, int, float]],
-        next_state: int,
-        next_mask: np.ndarray,
-        next_action: int,
-        terminated: bool,
-        epsilon: float,
-    ) -> None:
-        """Update the oldest pending transition with the rewards that followed it (itself
-        included) and a bootstrap from ``next_state``; drop it from ``pending``."""
+    def _update_oldest(self, pending: deque[_Transition], epsilon: float) -> None:
+        """Update the oldest pending transition with the rewards of up to n transitions from it
+        (itself included; a reward still unknown at an episode's end counts 0) and a bootstrap
+        from the state after the last of them; drop it from ``pending``."""
         gamma = self.config.gamma
         ret, factor = 0.0, 1.0
-        for _, _, reward in pending:
-            ret += factor * reward
+        last = pending[0]
+        for _, step in zip(range(self.config.n_step), pending, strict=False):
+            ret += factor * (step.reward or 0.0)
             factor *= gamma
-        state, action, _ = pending.popleft()
+            last = step
+        oldest = pending.popleft()
+        assert last.next_mask is not None
         self.update(
-            state, action, ret, next_state, next_mask, next_action, terminated, epsilon, factor
+            oldest.state,
+            oldest.action,
+            ret,
+            last.next_state,
+            last.next_mask,
+            last.next_action,
+            last.terminated,
+            epsilon,
+            factor,
         )
 
     def _check_same_spaces(self, env: gym.Env) -> None:
@@ -448,3 +478,10 @@ TABULAR_LEARNERS: dict[str, type[TabularLearner]] = {
     cls.kind: cls for cls in (QLearning, Sarsa, ExpectedSarsa)
 }
 """The tabular learners by kind."""
+
+
+def _ready(pending: deque[_Transition], n: int) -> bool:
+    """The oldest transition's n-step return is known: n transitions, every reward in."""
+    return len(pending) >= n and all(
+        step.reward is not None for _, step in zip(range(n), pending, strict=False)
+    )

@@ -104,12 +104,14 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Episode End
 
-    The episode is truncated once the scenario's ``episode_tasks`` tasks have arrived and been
-    decided. The tasks still queued or running are then served to completion and their rewards
-    credited in that last step, so every task ends completed (on time or late), dropped or
-    rejected. It never terminates. ``info["metrics"]`` then holds the episode's metrics
-    (accuracy, effective accuracy, SLO attainment, latency percentiles, throughput, goodput,
-    reject rate, cost, energy, utilisation, plan mix, ...) and ``episode_return``.
+    The episode terminates once the scenario's ``episode_tasks`` tasks have arrived and been
+    decided: the workload is exhausted, so there is nothing to bootstrap from. The tasks still
+    queued or running are then served to completion and their rewards credited in that last
+    step, so every task ends completed (on time or late), dropped or rejected.
+    ``info["metrics"]`` then holds the episode's metrics (accuracy, effective accuracy, SLO
+    attainment, latency percentiles, throughput, goodput, reject rate, cost, energy,
+    utilisation, plan mix, ...) and ``episode_return``. The env never truncates; a
+    ``max_episode_steps`` given to ``gym.make`` does (Gymnasium's ``TimeLimit``), without metrics.
 
     ## Arguments
 
@@ -245,8 +247,8 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             sim.dispatch(task, action // self.n_devices, action % self.n_devices)
 
         next_task = sim.advance()
-        truncated = next_task is None
-        if truncated:
+        terminated = next_task is None  # the workload is exhausted: no task is left to decide
+        if terminated:
             sim.drain()
             self._done = True
         else:
@@ -272,11 +274,11 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             if self.settled
             else NO_FEEDBACK,
         }
-        if truncated:
+        if terminated:
             info["metrics"] = {**sim.episode_metrics(), "episode_return": self._return}
         if self.render_mode == "human":
             self.render()
-        return obs, reward, False, truncated, info
+        return obs, reward, terminated, False, info
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask of the valid actions for the task being decided (reject always valid)."""

@@ -177,12 +177,12 @@ def run_memory(
     readings = [(0, _rss_mb())]
     start = time.perf_counter()
     for step in range(1, tasks + 1):
-        obs, _, _, truncated, info = env.step(policy.act(obs, info["action_mask"]))
-        if step % every == 0 or truncated:
+        obs, _, terminated, truncated, info = env.step(policy.act(obs, info["action_mask"]))
+        if step % every == 0 or terminated or truncated:
             readings.append((step, _rss_mb()))
             if progress is not None:
                 progress(step, readings[-1][1])
-        if truncated:
+        if terminated or truncated:
             break
     elapsed = time.perf_counter() - start
     env.close()
