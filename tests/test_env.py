@@ -335,6 +335,31 @@ def test_feature_names_describe_the_observation(make_env):
     assert features["t4-0.resident=linear"] == 1.0 and features["t4-0.resident=cnn_wide"] == 0.0
 
 
+@pytest.mark.parametrize("scenario", ["quickstart", "multi_task", "cold_start"])
+def test_the_observation_carries_the_catalog_for_the_task_being_decided(scenario):
+    """What the card-based heuristics read is in the observation: each plan's card accuracy for
+    this task's type and level, each action's cost penalty, and the weight loading it waits for."""
+    from mtenv.envs.observation import ObservationLayout
+
+    env = TaskAllocationEnv(scenario, inference="memoized", episode_tasks=40)
+    layout, catalog, sim = ObservationLayout.of(env), env.catalog, env.sim
+    max_priority = sim.generator.priority_weights.max()
+    obs, info = env.reset(seed=1)
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        task = env._task
+        slo = task.deadline - task.arrival
+        accuracy = np.nan_to_num(catalog.accuracy[:, task.type, task.difficulty], nan=0.0)
+        np.testing.assert_allclose(layout.accuracy(obs), accuracy, rtol=1e-6)
+        np.testing.assert_allclose(layout.cost(obs), catalog.penalty / max_priority, rtol=1e-6)
+        load = np.minimum(sim.missing_load_s() / slo, env.observation.clip)
+        np.testing.assert_allclose(obs[layout.load_cost_at], load, rtol=1e-5)
+        obs, _, terminated, _, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+        if terminated:
+            break
+    env.close()
+
+
 def test_mask_three_ways_and_reject_always_valid(make_env):
     env = make_env()
     before = env.action_masks()

@@ -1,13 +1,19 @@
 """The observation: one flat float32 vector per decision, written for the env, named for agents.
 
-The vector is four blocks, in this order (``T`` task types, ``D`` devices, ``M`` models,
+The vector is five blocks, in this order (``T`` task types, ``D`` devices, ``M`` models,
 ``P`` plans)::
 
     task      task.type=<t> (one-hot, T), task.priority, task.difficulty
     devices   per device: <d>.queue, <d>.wait, <d>.free_memory, <d>.resident=<m> (M),
               <d>.utilization
-    actions   est:<plan>@<d> (P × D), the task's expected completion time under each action
+    actions   est:<plan>@<d> (P × D), the task's expected completion time under each action;
+              load:<plan>@<d> (P × D), the weight loading it would wait for;
+              cost:<plan>@<d> (P × D), its cost and energy penalty
+    plans     accuracy:<plan> (P), the card's accuracy for this task's type and difficulty
     load      load.arrival_rate, load.slo_miss, episode.progress
+
+Everything a catalog-based heuristic reads is there: a learner sees what least-loaded, INFaaS or
+most-accurate decide by.
 
 :class:`ObservationLayout` is that order, written once: it names every entry (the env's
 ``feature_names``) and knows where each quantity sits, so a policy reads ``layout.wait(obs)``
@@ -34,9 +40,12 @@ if TYPE_CHECKING:
 
     from mtenv.core.simulator import Simulator
     from mtenv.core.tasks import Task
+    from mtenv.envs.catalog import ActionCatalog
 
 DEVICE_FEATURES = ("queue", "wait", "free_memory")
 """Each device's first entries; its resident models and utilisation follow."""
+ACTION_BLOCKS = ("est", "load", "cost")
+"""The per-(plan, device) blocks, in order."""
 LOAD_FEATURES = ("load.arrival_rate", "load.slo_miss", "episode.progress")
 _MISS_EWMA = 0.05  # weight of the newest settled task in the recent SLO-miss rate (~20 tasks)
 
@@ -56,6 +65,8 @@ class ObservationLayout:
             ``<dev>.wait``, ``<dev>.free_memory``, one ``<dev>.resident=<model>`` per model,
             ``<dev>.utilization``.
         est_at: ``[n_plans, n_devices]`` indices of ``est:<plan>@<dev>``.
+        load_cost_at / cost_at: the same for ``load:<plan>@<dev>`` and ``cost:<plan>@<dev>``.
+        accuracy_at: ``[n_plans]`` indices of ``accuracy:<plan>``.
         load_at: index of ``load.arrival_rate``; ``load.slo_miss`` and ``episode.progress``
             follow it.
         n_levels: difficulty levels (the observation scales the level by ``n_levels - 1``).
@@ -67,6 +78,9 @@ class ObservationLayout:
     difficulty_at: int
     device_at: np.ndarray
     est_at: np.ndarray
+    load_cost_at: np.ndarray
+    cost_at: np.ndarray
+    accuracy_at: np.ndarray
     load_at: int
     n_levels: int
 
@@ -85,22 +99,32 @@ class ObservationLayout:
             names += [f"{dev}.{feature}" for feature in DEVICE_FEATURES]
             names += [f"{dev}.resident={m}" for m in model_names]
             names.append(f"{dev}.utilization")
-        names += [f"est:{p}@{d}" for p in plan_names for d in device_names]
+        for block in ACTION_BLOCKS:
+            names += [f"{block}:{p}@{d}" for p in plan_names for d in device_names]
+        names += [f"accuracy:{p}" for p in plan_names]
         names += LOAD_FEATURES
-        n_types, n_devices = len(task_types), len(device_names)
+        n_types, n_devices, n_plans = len(task_types), len(device_names), len(plan_names)
         width = len(DEVICE_FEATURES) + len(model_names) + 1
         start = n_types + 2
         est_start = start + n_devices * width
+        grid = n_plans * n_devices
+
+        def action_block(k: int) -> np.ndarray:
+            first = est_start + k * grid
+            return np.arange(first, first + grid).reshape(n_plans, n_devices)
+
+        plans_start = est_start + len(ACTION_BLOCKS) * grid
         return cls(
             names=tuple(names),
             type_at=np.arange(n_types),
             priority_at=n_types,
             difficulty_at=n_types + 1,
             device_at=np.arange(start, est_start).reshape(n_devices, width),
-            est_at=np.arange(est_start, est_start + len(plan_names) * n_devices).reshape(
-                len(plan_names), n_devices
-            ),
-            load_at=est_start + len(plan_names) * n_devices,
+            est_at=action_block(0),
+            load_cost_at=action_block(1),
+            cost_at=action_block(2),
+            accuracy_at=np.arange(plans_start, plans_start + n_plans),
+            load_at=plans_start + n_plans,
             n_levels=n_levels,
         )
 
@@ -174,6 +198,16 @@ class ObservationLayout:
         """Recent fraction of served tasks that finished late."""
         return float(obs[self.load_at + 1])
 
+    def accuracy(self, obs: np.ndarray) -> np.ndarray:
+        """``[n_plans]`` the card's accuracy of each plan for this task's type and difficulty
+        (0 for plans that do not serve the type)."""
+        return obs[self.accuracy_at]
+
+    def cost(self, obs: np.ndarray) -> np.ndarray:
+        """``[n_plans, n_devices]`` the cost and energy penalty of one task under each action
+        ÷ the scenario's largest priority weight."""
+        return obs[self.cost_at]
+
     def resident(self, obs: np.ndarray) -> np.ndarray:
         """``[n_devices, n_models]`` bool: the model's weights are on the device."""
         return obs[self.resident_at] > 0.5
@@ -188,7 +222,7 @@ class ObservationWriter:
     recent fraction of late completions (each settled task weighs 5 %).
     """
 
-    def __init__(self, sim: Simulator, layout: ObservationLayout):
+    def __init__(self, sim: Simulator, layout: ObservationLayout, catalog: ActionCatalog):
         scenario = sim.scenario
         self.sim, self.layout = sim, layout
         self.clip = float(scenario.observation.clip)
@@ -198,6 +232,9 @@ class ObservationWriter:
         self._max_priority = float(sim.generator.priority_weights.max())
         self._mean_rate = sim.generator.arrivals.mean_rate
         self._type_onehot = np.eye(len(layout.type_at))
+        # the card's accuracy per [task type, level, plan]; 0 where a plan does not serve the type
+        self._accuracy = np.nan_to_num(catalog.accuracy, nan=0.0).transpose(1, 2, 0).copy()
+        self._cost = catalog.penalty / self._max_priority
         self._views()
 
     def _views(self) -> None:
@@ -207,7 +244,10 @@ class ObservationWriter:
         devices = layout.difficulty_at + 1  # where the device blocks start
         actions = devices + layout.device_at.size
         self._per_dev = self._obs[devices:actions].reshape(layout.device_at.shape)
-        self._est = self._obs[actions : layout.load_at].reshape(layout.est_at.shape)
+        grid = layout.est_at.size
+        blocks = self._obs[actions : actions + len(ACTION_BLOCKS) * grid]
+        self._est, self._load, cost = blocks.reshape(len(ACTION_BLOCKS), *layout.est_at.shape)
+        cost[:] = self._cost
         self._seen_residency = -1
 
     def __getstate__(self) -> dict[str, Any]:
@@ -259,13 +299,16 @@ class ObservationWriter:
             self._seen_residency = sim.residency_version
             per_dev[:, 2] = sim.free_memory()
             per_dev[:, 3:-1] = sim.resident
-            self._est_base = sim.missing_load_s() + sim.plan_alpha + sim.plan_beta
+            self._missing_load = sim.missing_load_s()
+            self._est_base = self._missing_load + sim.plan_alpha + sim.plan_beta
         wait = sim.expected_wait()
         per_dev[:, 0] = sim.queue_len * self._inv_max_batch
         per_dev[:, 1] = wait * inv_slo
         per_dev[:, -1] = self._util
         np.add(self._est_base, wait, out=self._est)
         self._est *= inv_slo
+        np.multiply(self._missing_load, inv_slo, out=self._load)
+        obs[layout.accuracy_at] = self._accuracy[task.type, task.difficulty]
         g = layout.load_at
         obs[g] = self._rate / self._mean_rate if self._mean_rate > 0 else 0.0
         obs[g + 1] = self._miss

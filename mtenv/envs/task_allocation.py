@@ -68,6 +68,11 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
       ``<dev>.utilization`` (busy fraction, exponentially averaged over ``ewma_tau_s``);
     * per action ``est:<plan>@<dev>``: expected completion time of the task under that action
       (wait + missing weight loads + batch latency) ÷ the task's SLO, so ≤ 1 means on time;
+      ``load:<plan>@<dev>``: the part of it spent loading weights that are not resident;
+      ``cost:<plan>@<dev>``: the cost and energy penalty the action takes off the reward
+      (``catalog.penalty``) ÷ the largest priority weight;
+    * per plan ``accuracy:<plan>``: the card's accuracy of the plan for the task's type and
+      difficulty level (``catalog.accuracy``; 0 where it does not serve the type);
     * ``load.arrival_rate`` (recent arrivals per second ÷ the process's mean rate),
       ``load.slo_miss`` (recent fraction of late completions), ``episode.progress``.
 
@@ -203,7 +208,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             sim.task_types, sim.device_names, sim.models, [p.name for p in sim.plans], N_LEVELS
         )
         self.feature_names = list(layout.names)
-        self.observation = ObservationWriter(sim, layout)
+        self.observation = ObservationWriter(sim, layout, self.catalog)
         self.observation_space = spaces.Box(
             0.0, self.observation.clip, shape=(layout.size,), dtype=np.float32
         )
