@@ -308,6 +308,28 @@ def test_a_time_limit_truncates_and_the_workload_end_terminates():
     assert info["metrics"]["tasks"] == 5
 
 
+def test_load_scale_multiplies_the_arrival_rate_and_keeps_the_workload():
+    """Twice the load: the same tasks (types, inputs, priorities) arriving at half the times."""
+
+    def arrivals(load_scale):
+        env = TaskAllocationEnv(
+            "edge_burst", inference="memoized", episode_tasks=50, load_scale=load_scale
+        )
+        env.reset(seed=3)
+        tasks = []
+        for _ in range(50):
+            task = env._task
+            tasks.append((task.arrival, task.type, task.input_id, task.priority))
+            env.step(env.reject_action)
+        return tasks
+
+    base, double = arrivals(None), arrivals(2.0)
+    assert [t[1:] for t in base] == [t[1:] for t in double]
+    np.testing.assert_allclose([t[0] / 2 for t in base], [t[0] for t in double], rtol=1e-12)
+    with pytest.raises(ValueError, match="load_scale: expected a number > 0"):
+        TaskAllocationEnv("quickstart", load_scale=0)
+
+
 def test_episode_metrics_have_stable_keys(make_env):
     metrics = play(make_env(), first_valid).metrics
     for key in (

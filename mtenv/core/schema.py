@@ -175,6 +175,12 @@ class WorkloadConfig(_Strict):
     drop_expired: bool = Field(
         False, description="drop a queued task whose deadline passed before its batch starts"
     )
+    load_scale: PositiveFloat = Field(
+        1.0,
+        description="multiplies the arrival rate: arrival times are divided by it, so the "
+        "process's shape over time compresses alike (observations still normalise the rate by "
+        "the unscaled process's mean)",
+    )
 
     @model_validator(mode="after")
     def _check_difficulty(self) -> WorkloadConfig:

@@ -89,6 +89,7 @@ class TaskGenerator:
         self._per_level = [pool.n_per_level for pool in self.pools]
         self._priorities: list[float] = self.priority_weights.tolist()
         self._slo: list[float] = self.slo_s.tolist()
+        self._time_scale = 1.0 / workload.load_scale
         self._rng = np.random.default_rng(0)
         self._cursor = _BLOCK
         self._next_id = 0
@@ -106,7 +107,7 @@ class TaskGenerator:
             self._refill()
         k = self._cursor
         self._cursor += 1
-        arrival = self.arrivals.next_arrival()
+        arrival = self.arrivals.next_arrival() * self._time_scale
         t = self._types[k]
         input_id = self._inputs[k]
         pclass = self._classes[k]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from collections import deque
 from functools import cached_property
@@ -133,6 +134,8 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     * ``episode_tasks``: tasks per episode (an integer ≥ 1), overriding the scenario's
       ``episode_tasks``; ``None`` takes the scenario's. Short episodes of any registered id:
       ``gym.make("mtenv/EdgeBurst-v0", episode_tasks=50)``.
+    * ``load_scale``: multiplies the scenario's arrival rate (``workload.load_scale``), e.g.
+      ``2.0`` for twice the load; ``None`` takes the scenario's.
     * ``viewer``: an object with ``render(snapshot)`` and ``close()`` (see
       :class:`mtenv.render.viewer.Viewer`) to draw frames with; ``None`` builds a pygame
       :class:`~mtenv.render.viewer.Viewer` on the first render.
@@ -151,6 +154,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         inference: str | None = None,
         device: str | None = None,
         episode_tasks: int | None = None,
+        load_scale: float | None = None,
         viewer: Viewer | None = None,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -176,6 +180,16 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
                     f"episode_tasks: expected an integer >= 1 or None, got {episode_tasks!r}"
                 )
             loaded = loaded.model_copy(update={"episode_tasks": int(episode_tasks)})
+        if load_scale is not None:
+            if (
+                isinstance(load_scale, bool)
+                or not isinstance(load_scale, numbers.Real)
+                or not math.isfinite(load_scale)
+                or load_scale <= 0
+            ):
+                raise ValueError(f"load_scale: expected a number > 0 or None, got {load_scale!r}")
+            workload = loaded.workload.model_copy(update={"load_scale": float(load_scale)})
+            loaded = loaded.model_copy(update={"workload": workload})
         self.scenario = loaded
         self.render_mode = render_mode
         self.viewer = viewer
