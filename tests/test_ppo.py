@@ -409,7 +409,8 @@ def test_subprocess_workers_make_mtenv_envs_by_id(tmp_path):
 def test_every_env_id_has_valid_hyperparameters(kind, env_id):
     n_timesteps, hyperparameters = hyperparameters_for(kind, env_id)
     assert n_timesteps > 0
-    assert hyperparameters["policy"] == "MlpPolicy"
+    assert hyperparameters["policy"] == "CandidatePolicy"  # the default of `mtenv train`
+    assert hyperparameters["teacher"] == "auto"
     algorithm = MaskablePPOAgent.algorithm if kind == "maskable-ppo" else PPOAgent.algorithm
     TrainingSettings.parse(algorithm, hyperparameters).algo_arguments()
 

@@ -39,6 +39,9 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalC
 from stable_baselines3.common.vec_env import VecEnv
 
 from mtenv.agents.interfaces import AgentLoadError, EnvConfig, TrainingCallback
+from mtenv.agents.policies import make_policy
+from mtenv.agents.ppo.candidates import CandidatePolicy, MaskableCandidatePolicy, layout_indices
+from mtenv.agents.ppo.imitation import Demonstrations, TeacherPull, clone, collect, pick_teacher
 from mtenv.agents.ppo.rollouts import (
     Checkpointer,
     CreditToDecisions,
@@ -58,6 +61,7 @@ from mtenv.agents.ppo.storage import (
     env_descriptions,
     write_zip,
 )
+from mtenv.envs.observation import ObservationLayout
 
 _EVAL_SEED_OFFSET = 1_000_003  # keeps evaluation episodes apart from the training seeds
 _MIXED_ENV_TYPES = "Training and eval env are not of the same type"  # SB3's expected warning
@@ -78,6 +82,8 @@ class SB3Learner:
     name: ClassVar[str]
     algorithm: ClassVar[type[BaseAlgorithm]]
     eval_callback: ClassVar[type[EvalCallback]]
+    candidate_policy: ClassVar[type]
+    """The candidate-scoring policy class for this algorithm (``policy: CandidatePolicy``)."""
     value_label: ClassVar[str] = "probability"
 
     def __init__(self, env: gym.Env, seed: int | None = None, **hyperparameters: Any):
@@ -88,6 +94,11 @@ class SB3Learner:
         self.observation_space = env.observation_space
         self.action_space = env.action_space
         self.feature_names, self.action_labels = env_descriptions(env)
+        self._candidate_indices = (
+            layout_indices(ObservationLayout.of(env))
+            if self.settings.policy == "CandidatePolicy"
+            else None
+        )
         self.model: BaseAlgorithm | None = None
 
     # --- Policy ---------------------------------------------------------------------------
@@ -142,12 +153,18 @@ class SB3Learner:
             return
         # A resumed run draws new, reproducible randomness: seeded by where it starts.
         run_seed = seed + start
-        envs = make_vec_env(env_config, settings.n_envs, settings.vec_env, run_seed)
+        load_range = None if settings.load_range is None else tuple(settings.load_range)
+        envs = make_vec_env(env_config, settings.n_envs, settings.vec_env, run_seed, load_range)
         eval_env = None
         try:
             tensorboard = self._tensorboard_dir(run_dir)
+            teacher = None
+            if settings.teacher is not None:
+                teacher = self._teacher_name(env_config, seed)
             if self.model is None:
                 self.model = self._build(envs, run_seed, tensorboard)
+                if teacher is not None:
+                    self._imitate(env_config, teacher, seed, run_dir)
             else:
                 self.model.tensorboard_log = tensorboard
                 self.model.set_env(envs)
@@ -158,6 +175,8 @@ class SB3Learner:
             callbacks: list[BaseCallback] = [EpisodeReporter(callback), checkpointer]
             if settings.credit == "decision":
                 callbacks.insert(0, CreditToDecisions())
+            if teacher is not None and settings.teacher_coef > 0:
+                callbacks.append(self._teacher_pull(env_config, teacher, seed, total_steps))
             if settings.eval_freq > 0:
                 eval_env = make_vec_env(env_config, 1, "dummy", run_seed + _EVAL_SEED_OFFSET)
                 evaluator = self.eval_callback(
@@ -188,15 +207,72 @@ class SB3Learner:
                 eval_env.close()
 
     def _build(self, envs: VecEnv, seed: int, tensorboard: str | None) -> BaseAlgorithm:
+        arguments = self.settings.algo_arguments()
+        policy: Any = self.settings.policy
+        if self._candidate_indices is not None:
+            policy = self.candidate_policy
+            extra = {"indices": self._candidate_indices}
+            arguments["policy_kwargs"] = {**arguments.get("policy_kwargs", {}), **extra}
         return self.algorithm(
-            self.settings.policy,
+            policy,
             envs,
             seed=seed,
             device="cpu",
             tensorboard_log=tensorboard,
             verbose=0,
-            **self.settings.algo_arguments(),
+            **arguments,
         )
+
+    # --- starting from a heuristic ----------------------------------------------------------
+
+    def _teacher_name(self, env_config: EnvConfig, seed: int) -> str:
+        """The settings' teacher, ``auto`` resolved on the training scenario (deterministic in
+        ``seed``, so a resumed run finds the same one)."""
+        name = self.settings.teacher
+        assert name is not None
+        return pick_teacher(env_config, episodes=2, seed=seed) if name == "auto" else name
+
+    def _imitate(self, env_config: EnvConfig, teacher: str, seed: int, run_dir: Path) -> None:
+        """Behaviour cloning with DAgger rounds before PPO; writes ``run_dir/imitation.json``."""
+        settings, policy = self.settings, self._trained().policy
+        gamma = float(self._trained().gamma)
+        demos = collect(env_config, teacher, settings.demo_steps, seed, gamma)
+        rounds = [clone(policy, demos, settings.clone_epochs, seed)]
+        for k in range(1, settings.dagger_rounds + 1):
+
+            def drive(obs: np.ndarray, mask: np.ndarray) -> int:
+                action, _ = policy.predict(obs, deterministic=True, **self._mask_kwargs(mask))
+                return int(action)
+
+            demos = Demonstrations.concatenate(
+                [
+                    demos,
+                    collect(
+                        env_config, teacher, settings.demo_steps, seed + 7919 * k, gamma, drive
+                    ),
+                ]
+            )
+            rounds.append(clone(policy, demos, settings.clone_epochs, seed + k))
+        record = {"teacher": teacher, "states": len(demos), "agreement_by_round": rounds}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "imitation.json").write_text(json.dumps(record, indent=2) + "\n")
+
+    def _teacher_pull(
+        self, env_config: EnvConfig, teacher: str, seed: int, total_steps: int
+    ) -> BaseCallback:
+        env = env_config.make()  # the teacher reads its catalog; nothing steps it
+        settings = self.settings
+        return TeacherPull(
+            make_policy(teacher, env, seed),
+            settings.teacher_coef,
+            settings.teacher_decay,
+            total_steps,
+        )
+
+    @staticmethod
+    def _mask_kwargs(mask: np.ndarray) -> dict[str, Any]:
+        """How this algorithm's ``predict`` takes the mask (none for plain PPO)."""
+        return {"action_masks": np.asarray(mask, dtype=bool)}
 
     @staticmethod
     def _tensorboard_dir(run_dir: Path) -> str | None:
@@ -321,6 +397,7 @@ class MaskablePPOAgent(SB3Learner):
     kind = "maskable-ppo"
     name = "maskable-ppo"
     algorithm = MaskablePPO
+    candidate_policy = MaskableCandidatePolicy
     eval_callback = MaskableEvalCallback
 
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
@@ -346,6 +423,11 @@ class PPOAgent(SB3Learner):
     name = "ppo"
     algorithm = PPO
     eval_callback = EvalCallback
+    candidate_policy = CandidatePolicy
+
+    @staticmethod
+    def _mask_kwargs(mask: np.ndarray) -> dict[str, Any]:
+        return {}
 
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
         return int(np.nanargmax(self.action_values(observation, mask)))

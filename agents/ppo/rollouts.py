@@ -40,16 +40,30 @@ class EnvFactory:
     with the other workers, hence one thread per process."""
 
     config: EnvConfig
+    load_scale: float | None = None
+    """The env's ``load_scale`` (``None``: the scenario's load)."""
 
     def __call__(self) -> gym.Env:
         torch.set_num_threads(1)
-        return Monitor(self.config.make())
+        overrides = {} if self.load_scale is None else {"load_scale": self.load_scale}
+        return Monitor(self.config.make(**overrides))
 
 
-def make_vec_env(config: EnvConfig, n_envs: int, kind: str, seed: int) -> VecEnv:
+def make_vec_env(
+    config: EnvConfig,
+    n_envs: int,
+    kind: str,
+    seed: int,
+    load_range: tuple[float, float] | None = None,
+) -> VecEnv:
     """``n_envs`` envs of ``config`` (``kind`` ``"subproc"`` or ``"dummy"``); env ``i`` is seeded
-    with ``seed + i`` at its first reset."""
-    factories = [EnvFactory(config) for _ in range(n_envs)]
+    with ``seed + i`` at its first reset. With ``load_range = (low, high)`` the envs run at load
+    factors spread evenly from ``low`` to ``high``, so that one rollout sees a range of loads."""
+    if load_range is None:
+        loads: list[float | None] = [None] * n_envs
+    else:
+        loads = np.linspace(load_range[0], load_range[1], n_envs).tolist()
+    factories = [EnvFactory(config, load) for load in loads]
     vec: VecEnv = SubprocVecEnv(factories) if kind == "subproc" else DummyVecEnv(factories)
     vec.seed(seed)
     return vec

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
 VEC_ENVS = ("subproc", "dummy")
+POLICIES = ("CandidatePolicy", "MlpPolicy")
 CREDITS = ("decision", "settle")
 ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
     "tanh": torch.nn.Tanh,
@@ -66,7 +67,9 @@ class TrainingSettings:
     """The hyperparameters of one learner, checked and split into what mtenv uses and what the
     SB3 algorithm takes. Frequencies count env steps over all envs."""
 
-    policy: str = "MlpPolicy"
+    policy: str = "CandidatePolicy"
+    """``CandidatePolicy`` (one network scores every (plan, device) candidate, see
+    :mod:`mtenv.agents.ppo.candidates`) or ``MlpPolicy`` (SB3's flat MLP)."""
     n_envs: int = 4
     """Envs stepped in parallel; one rollout is ``n_envs × n_steps`` env steps."""
     vec_env: str = "subproc"
@@ -80,6 +83,24 @@ class TrainingSettings:
     """Which step a task's reward trains: ``decision`` (the step that decided the task, see
     :class:`~mtenv.agents.ppo.rollouts.CreditToDecisions`) or ``settle`` (the step the env pays
     it, as Gymnasium reports)."""
+    teacher: str | None = None
+    """Start from a heuristic (:mod:`mtenv.agents.ppo.imitation`): ``auto`` (the catalog
+    heuristic with the best return on the scenario), a heuristic's name, or none."""
+    demo_steps: int = 4000
+    """States per demonstration round (the first driven by the teacher, the rest by the
+    learner and labelled by the teacher)."""
+    dagger_rounds: int = 2
+    """Demonstration rounds after the first, driven by the learner."""
+    clone_epochs: int = 20
+    """Passes of behaviour cloning over the demonstrations after each round."""
+    teacher_coef: float = 1.0
+    """Weight of the teacher's cross-entropy during PPO at its first update."""
+    teacher_decay: float = 0.5
+    """Share of the run over which that weight falls linearly to 0."""
+    load_range: list[float] | None = None
+    """``[low, high]``: the training envs run at load factors spread evenly over the range
+    (``load_scale``), so the policy has seen heavier and lighter load than the scenario's;
+    ``null``: all at the scenario's load."""
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the SB3 algorithm (``n_steps``, ``gamma``, ``policy_kwargs``, ...)."""
 
@@ -91,14 +112,34 @@ class TrainingSettings:
         own = {name: hp.pop(name) for name in _OWN_KEYS if name in hp}
         settings = cls(**own, algo_kwargs=hp)
         least_values = {"n_envs": 1, "eval_episodes": 1, "eval_freq": 0, "checkpoint_freq": 0}
+        least_values |= {"demo_steps": 1, "dagger_rounds": 0, "clone_epochs": 1}
         for name, least in least_values.items():
             value = getattr(settings, name)
             if not _is_int(value) or value < least:
                 raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
-        if settings.policy != "MlpPolicy":
-            raise ValueError(f"policy: expected MlpPolicy, got {settings.policy!r}")
+        if settings.policy not in POLICIES:
+            raise ValueError(f"policy: expected one of {POLICIES}, got {settings.policy!r}")
         if settings.credit not in CREDITS:
             raise ValueError(f"credit: expected one of {CREDITS}, got {settings.credit!r}")
+        teachers = ("auto", *teacher_names())
+        if settings.teacher is not None and settings.teacher not in teachers:
+            raise ValueError(
+                f"teacher: expected one of {teachers} or null, got {settings.teacher!r}"
+            )
+        for name in ("teacher_coef", "teacher_decay"):
+            value = getattr(settings, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
+        low_high = settings.load_range
+        if low_high is not None and not (
+            isinstance(low_high, (list, tuple))
+            and len(low_high) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in low_high)
+            and 0 < low_high[0] <= low_high[1]
+        ):
+            raise ValueError(
+                f"load_range: expected [low, high] with 0 < low <= high, got {low_high!r}"
+            )
         if settings.vec_env not in VEC_ENVS:
             raise ValueError(f"vec_env: expected one of {VEC_ENVS}, got {settings.vec_env!r}")
         accepted = set(inspect.signature(algo.__init__).parameters) - _NOT_HYPERPARAMETERS
@@ -139,9 +180,31 @@ _OWN_KEYS = (
     "eval_episodes",
     "checkpoint_freq",
     "credit",
+    "teacher",
+    "demo_steps",
+    "dagger_rounds",
+    "clone_epochs",
+    "teacher_coef",
+    "teacher_decay",
+    "load_range",
 )
 _NOT_HYPERPARAMETERS = {"self", "policy", "env", "tensorboard_log", "verbose", "seed", "device"}
 _NOT_HYPERPARAMETERS |= {"_init_setup_model"}
+
+
+def teacher_names() -> tuple[str, ...]:
+    """The heuristics that can teach: the stateless rules over the observation and catalog."""
+    from mtenv.agents.baselines.heuristics import CatalogPolicy
+    from mtenv.agents.interfaces import BasePolicy
+    from mtenv.agents.policies import POLICIES as NAMED
+
+    return tuple(
+        name
+        for name, cls in NAMED.items()
+        if issubclass(cls, CatalogPolicy)
+        and not cls.clairvoyant
+        and cls.observe is BasePolicy.observe  # learns nothing while it acts
+    )
 
 
 def _is_int(value: Any) -> bool:

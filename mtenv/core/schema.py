@@ -489,7 +489,7 @@ def _reference_problems(
         if models is not None and missing:
             problems.append(
                 f"plans[{i}]: expected models among the scenario's "
-                f"({', '.join(offered)}), got {missing[0]!r}"
+                f"({_listed(offered)}), got {missing[0]!r}"
             )
         elif all(m in MODEL_NAMES for m in plan.model_names()):
             buildable.append((i, plan.build()))
@@ -502,7 +502,7 @@ def _reference_problems(
             if models is not None and model not in offered:
                 problems.append(
                     f"devices[{i}].resident[{j}]: expected one of the scenario's models "
-                    f"({', '.join(offered)}), got {model!r}"
+                    f"({_listed(offered)}), got {model!r}"
                 )
     if plans is None or not plans:
         buildable = list(enumerate(_default_plans(known, task_types or set())))
@@ -558,6 +558,12 @@ def _validated_parts(raw: dict[str, Any]) -> dict[str, Any]:
         "devices": each("devices", TypeAdapter(DeviceConfig)),
         "task_types": set(workload.task_types) if workload is not None else None,
     }
+
+
+def _listed(names: list[str]) -> str:
+    """Names for a one-line message: a name with a control character (a line break would split
+    the message) is shown quoted and escaped."""
+    return ", ".join(n if isinstance(n, str) and n.isprintable() else repr(n) for n in names)
 
 
 def _unknown(what: str, value: str, known: Any) -> str:
