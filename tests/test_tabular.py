@@ -234,6 +234,25 @@ def test_default_features_resolve_on_every_shipped_scenario_env(shipped_envs):
         assert Discretiser(DiscretiserConfig(), base.feature_names, base.action_space.n).n_states
 
 
+def test_a_discretiser_can_read_the_catalog_features_of_the_observation(shipped_envs):
+    """The plan the card rates best for this task, and whether the cheapest action is on time:
+    what the catalog heuristics decide by, as state digits."""
+    env = shipped_envs["mtenv/Quickstart-v0"]
+    base = env.unwrapped
+    config = DiscretiserConfig.from_spec(
+        [
+            {"features": "accuracy:*", "reduce": "argmax"},
+            {"features": "est:*", "reduce": "min", "bins": [1.0]},
+        ]
+    )
+    discretiser = Discretiser(config, base.feature_names, base.action_space.n)
+    assert discretiser.n_states == base.n_plans * 2
+    obs, _ = env.reset(seed=0)
+    accuracy = obs[[base.feature_names.index(f"accuracy:{p.name}") for p in base.sim.plans]]
+    best_plan = int(np.argmax(accuracy))
+    assert discretiser.state(obs) // 2 == best_plan
+
+
 # --- the update rules --------------------------------------------------------------------------
 
 # Q[next state] = [1, 3, 2] with action 1 masked: the bootstrap must not see the 3.
