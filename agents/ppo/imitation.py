@@ -24,7 +24,7 @@ observation and the mask alone, so any state can be labelled.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import gymnasium as gym
 import numpy as np
@@ -54,7 +54,8 @@ class Demonstrations:
 
     @classmethod
     def concatenate(cls, parts: list[Demonstrations]) -> Demonstrations:
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__annotations__))
+        names = [f.name for f in fields(cls)]
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in names))
 
 
 def pick_teacher(env_config: EnvConfig, episodes: int, seed: int) -> str:

@@ -260,14 +260,13 @@ class SB3Learner:
     def _teacher_pull(
         self, env_config: EnvConfig, teacher: str, seed: int, total_steps: int
     ) -> BaseCallback:
-        env = env_config.make()  # the teacher reads its catalog; nothing steps it
+        env = env_config.make()
+        try:  # a catalog heuristic keeps the env's catalog and layout, not the env
+            policy = make_policy(teacher, env, seed)
+        finally:
+            env.close()
         settings = self.settings
-        return TeacherPull(
-            make_policy(teacher, env, seed),
-            settings.teacher_coef,
-            settings.teacher_decay,
-            total_steps,
-        )
+        return TeacherPull(policy, settings.teacher_coef, settings.teacher_decay, total_steps)
 
     @staticmethod
     def _mask_kwargs(mask: np.ndarray) -> dict[str, Any]:
