@@ -62,6 +62,7 @@ from mtenv.agents.ppo.storage import (
     write_zip,
 )
 from mtenv.envs.observation import ObservationLayout
+from mtenv.zoo.store import atomic_path
 
 _EVAL_SEED_OFFSET = 1_000_003  # keeps evaluation episodes apart from the training seeds
 _MIXED_ENV_TYPES = "Training and eval env are not of the same type"  # SB3's expected warning
@@ -254,8 +255,8 @@ class SB3Learner:
             )
             rounds.append(clone(policy, demos, settings.clone_epochs, seed + k))
         record = {"teacher": teacher, "states": len(demos), "agreement_by_round": rounds}
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "imitation.json").write_text(json.dumps(record, indent=2) + "\n")
+        with atomic_path(run_dir / "imitation.json") as tmp:
+            tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
     def _teacher_pull(
         self, env_config: EnvConfig, teacher: str, seed: int, total_steps: int
