@@ -14,6 +14,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -288,22 +289,23 @@ def test_episode_terminates_after_the_scenario_tasks(make_env):
         env.step(0)
 
 
-def test_a_time_limit_truncates_and_the_workload_end_terminates():
-    limited = gym.make("mtenv/Quickstart-v0", inference="memoized", max_episode_steps=5)
-    _, info = limited.reset(seed=0)
+def _five_rejections(**kwargs: Any) -> tuple[list[tuple[bool, bool]], dict[str, Any]]:
+    """``(terminated, truncated)`` of five rejecting steps of quickstart, and the last info."""
+    env = gym.make("mtenv/Quickstart-v0", inference="memoized", **kwargs)
+    _, info = env.reset(seed=0)
     flags = []
     for _ in range(5):
-        _, _, terminated, truncated, info = limited.step(limited.unwrapped.reject_action)
+        _, _, terminated, truncated, info = env.step(env.unwrapped.reject_action)
         flags.append((terminated, truncated))
+    return flags, info
+
+
+def test_a_time_limit_truncates_and_the_workload_end_terminates():
+    flags, info = _five_rejections(max_episode_steps=5)
     assert flags == [(False, False)] * 4 + [(False, True)]
     assert "metrics" not in info
 
-    whole = gym.make("mtenv/Quickstart-v0", inference="memoized", episode_tasks=5)
-    _, info = whole.reset(seed=0)
-    flags = []
-    for _ in range(5):
-        _, _, terminated, truncated, info = whole.step(whole.unwrapped.reject_action)
-        flags.append((terminated, truncated))
+    flags, info = _five_rejections(episode_tasks=5)
     assert flags == [(False, False)] * 4 + [(True, False)]
     assert info["metrics"]["tasks"] == 5
 
