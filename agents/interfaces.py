@@ -13,6 +13,7 @@ finished training episode to a :class:`TrainingCallback`, checkpointing into a r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -122,6 +123,13 @@ class Learner(Policy, Protocol):
     def load(cls, folder: Path, env: gym.Env) -> Learner: ...
 
     def action_values(self, observation: np.ndarray, mask: np.ndarray) -> np.ndarray: ...
+
+
+def decided_rewards(feedback: Mapping[str, np.ndarray]) -> list[tuple[int, float]]:
+    """``(decision_step, reward)`` of each task settled in a step, from ``info["feedback"]``:
+    the step that decided the task and what it earned, for learners that credit each decision
+    with its own task's reward."""
+    return list(zip(feedback["decision_step"].tolist(), feedback["reward"].tolist(), strict=True))
 
 
 class AgentLoadError(Exception):

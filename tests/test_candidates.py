@@ -149,3 +149,23 @@ def test_fine_tuning_climbs_from_a_weaker_teacher_to_the_best_policy(tmp_path):
         if terminated:
             break
     assert chosen == {BEST_ACTION}
+
+
+def test_a_resumed_run_keeps_the_teacher_its_cloning_chose(tmp_path, monkeypatch):
+    import mtenv.agents.ppo.learner as learner
+
+    config = scenario_config(tmp_path, CLEAR_WINNER)
+    env = config.make()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "imitation.json").write_text('{"teacher": "most-accurate"}')
+    agent = MaskablePPOAgent(env, n_envs=1, vec_env="dummy", teacher="auto")
+
+    def no_picking(*args, **kwargs):
+        raise AssertionError("the recorded teacher should be used")
+
+    monkeypatch.setattr(learner, "pick_teacher", no_picking)
+    assert agent._teacher_name(config, 0, run_dir) == "most-accurate"
+    (run_dir / "imitation.json").write_text('{"teacher": "not-a-heuristic"}')
+    monkeypatch.setattr(learner, "pick_teacher", lambda *args: "fastest")
+    assert agent._teacher_name(config, 0, run_dir) == "fastest"

@@ -32,7 +32,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from mtenv.agents.interfaces import BasePolicy, EnvConfig
+from mtenv.agents.interfaces import BasePolicy, EnvConfig, decided_rewards
 from mtenv.agents.policies import make_policy
 from mtenv.agents.ppo.settings import teacher_names
 
@@ -116,10 +116,7 @@ def _episode(
         credited.append(0.0)
         obs, reward, terminated, truncated, info = env.step(drive(obs, mask))
         total += float(reward)
-        feedback = info["feedback"]
-        for step, r in zip(
-            feedback["decision_step"].tolist(), feedback["reward"].tolist(), strict=True
-        ):
+        for step, r in decided_rewards(info["feedback"]):
             credited[step] += r
         if terminated or truncated:
             break
@@ -195,11 +192,8 @@ def clone(
 def agreement(policy: ActorCriticPolicy, demos: Demonstrations) -> float:
     """The share of ``demos`` on which ``policy``'s most probable valid action is the label."""
     with torch.no_grad():
-        obs = torch.as_tensor(demos.observations)
-        masks = torch.as_tensor(demos.masks)
-        features = policy.extract_features(obs, policy.pi_features_extractor)
-        logits = policy.action_net(policy.mlp_extractor.forward_actor(features))
-        chosen = logits.masked_fill(~masks, -torch.inf).argmax(dim=1).numpy()
+        obs, masks = torch.as_tensor(demos.observations), torch.as_tensor(demos.masks)
+        chosen = masked_log_probs(policy, obs, masks).argmax(dim=1).numpy()
     return float((chosen == demos.actions).mean())
 
 

@@ -49,7 +49,7 @@ from mtenv.agents.ppo.rollouts import (
     make_vec_env,
     restore_evaluations,
 )
-from mtenv.agents.ppo.settings import TrainingSettings
+from mtenv.agents.ppo.settings import TrainingSettings, teacher_names
 from mtenv.agents.ppo.storage import (
     AGENT_FILE,
     CHECKPOINT_PREFIX,
@@ -161,7 +161,7 @@ class SB3Learner:
             tensorboard = self._tensorboard_dir(run_dir)
             teacher = None
             if settings.teacher is not None:
-                teacher = self._teacher_name(env_config, seed)
+                teacher = self._teacher_name(env_config, seed, run_dir)
             if self.model is None:
                 self.model = self._build(envs, run_seed, tensorboard)
                 if teacher is not None:
@@ -226,12 +226,19 @@ class SB3Learner:
 
     # --- starting from a heuristic ----------------------------------------------------------
 
-    def _teacher_name(self, env_config: EnvConfig, seed: int) -> str:
-        """The settings' teacher, ``auto`` resolved on the training scenario (deterministic in
-        ``seed``, so a resumed run finds the same one)."""
+    def _teacher_name(self, env_config: EnvConfig, seed: int, run_dir: Path) -> str:
+        """The settings' teacher, ``auto`` resolved on the training scenario: a resumed run
+        reads the one its cloning chose from ``imitation.json`` (picking again, deterministic in
+        ``seed``, finds the same one, at the cost of a few episodes per heuristic)."""
         name = self.settings.teacher
         assert name is not None
-        return pick_teacher(env_config, episodes=2, seed=seed) if name == "auto" else name
+        if name != "auto":
+            return name
+        try:
+            chosen = json.loads((run_dir / "imitation.json").read_text(encoding="utf-8"))["teacher"]
+        except (OSError, ValueError, KeyError, TypeError):
+            chosen = None
+        return chosen if chosen in teacher_names() else pick_teacher(env_config, 2, seed)
 
     def _imitate(self, env_config: EnvConfig, teacher: str, seed: int, run_dir: Path) -> None:
         """Behaviour cloning with DAgger rounds before PPO; writes ``run_dir/imitation.json``."""

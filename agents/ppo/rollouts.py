@@ -24,7 +24,7 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from mtenv.agents.interfaces import EnvConfig, TrainingCallback
+from mtenv.agents.interfaces import EnvConfig, TrainingCallback, decided_rewards
 
 if TYPE_CHECKING:
     from mtenv.agents.ppo.learner import SB3Learner
@@ -117,14 +117,7 @@ class CreditToDecisions(BaseCallback):
         for env, (info, done) in enumerate(zip(infos, dones, strict=True)):
             self.where[env][int(steps[env])] = pos
             feedback = info.get("feedback")
-            settled = (
-                ()
-                if feedback is None
-                else zip(
-                    feedback["decision_step"].tolist(), feedback["reward"].tolist(), strict=True
-                )
-            )
-            for decided, reward in settled:
+            for decided, reward in () if feedback is None else decided_rewards(feedback):
                 row = self.where[env].get(decided)
                 if row is not None and row != pos:
                     self.moves.append((row, pos, env, reward))

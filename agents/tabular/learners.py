@@ -58,7 +58,13 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from mtenv.agents.interfaces import AgentLoadError, BasePolicy, EnvConfig, TrainingCallback
+from mtenv.agents.interfaces import (
+    AgentLoadError,
+    BasePolicy,
+    EnvConfig,
+    TrainingCallback,
+    decided_rewards,
+)
 from mtenv.agents.tabular.discretiser import Discretiser, DiscretiserError
 from mtenv.agents.tabular.hyperparameters import TabularHyperparameters, VisitCountStepSize
 from mtenv.agents.tabular.storage import (
@@ -253,9 +259,7 @@ class TabularLearner(BasePolicy):
             step = _Transition(state, action, None if by_decision else float(reward))
             pending.append(step)
             if by_decision:
-                feedback = info["feedback"]
-                decided, rewards = feedback["decision_step"].tolist(), feedback["reward"].tolist()
-                for d, r in zip(decided, rewards, strict=True):
+                for d, r in decided_rewards(info["feedback"]):
                     if d >= first:  # an earlier one was updated when its episode ended
                         waiting = pending[d - first]
                         waiting.reward = (waiting.reward or 0.0) + r

@@ -6,7 +6,6 @@ import dataclasses
 import math
 import numbers
 from collections import deque
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -222,6 +221,12 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             sim.task_types, sim.device_names, sim.models, [p.name for p in sim.plans], N_LEVELS
         )
         self.feature_names = list(layout.names)
+        self.catalog: ActionCatalog = build_catalog(sim, self.engine, self.scenario.reward)
+        """Static public facts about the actions (:class:`~mtenv.envs.catalog.ActionCatalog`):
+        each plan's accuracy per task type and difficulty level on the zoo's validation split,
+        and each (plan, device) pair's expected cost and energy per task. What a deployed
+        system knows from its model card and price list; the observation carries the part
+        that concerns the task being decided."""
         self.observation = ObservationWriter(sim, layout, self.catalog)
         self.observation_space = spaces.Box(
             0.0, self.observation.clip, shape=(layout.size,), dtype=np.float32
@@ -302,14 +307,6 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     def action_masks(self) -> np.ndarray:
         """Boolean mask of the valid actions for the task being decided (reject always valid)."""
         return self._mask.copy()
-
-    @cached_property
-    def catalog(self) -> ActionCatalog:
-        """Static public facts about the actions (:class:`~mtenv.envs.catalog.ActionCatalog`): each
-        plan's accuracy per task type and difficulty level on the zoo's validation split, and
-        each (plan, device) pair's expected cost and energy per task. What a deployed system
-        knows from its model card and price list; built on first use, then kept."""
-        return build_catalog(self.sim, self.engine, self.scenario.reward)
 
     def clairvoyant_correct(self) -> np.ndarray:
         """HIDDEN STATE, for upper bounds only: would each plan answer the task being decided
