@@ -144,12 +144,12 @@ class StageRunner:
         if stage.kind == TRUNK:
             self._run_trunk(stage, batch)
             return
-        task_type = self.task_types[batch[0].type]
-        ids = np.fromiter((t.input_id for t in batch), dtype=np.int64, count=len(batch))
-        outputs = {
-            self.models[m]: self.engine.probabilities(self.models[m], ids, task_type)
-            for m in stage.models
-        }
+        names = [self.models[m] for m in stage.models]
+        outputs = _prefetched(batch, names)
+        if outputs is None:
+            task_type = self.task_types[batch[0].type]
+            ids = np.fromiter((t.input_id for t in batch), dtype=np.int64, count=len(batch))
+            outputs = {name: self.engine.probabilities(name, ids, task_type) for name in names}
         if stage.kind == ENSEMBLE:
             self._answer(batch, serve(self.plans[stage.plan], outputs, self.weights(stage.plan)))
             members = [outputs[self.models[m]] for m in stage.models]
@@ -171,12 +171,18 @@ class StageRunner:
 
     def _run_trunk(self, stage: Stage, batch: list[Task]) -> None:
         groups = _group(batch, lambda t: t.type)
-        ids = {
-            self.task_types[t]: np.array([batch[i].input_id for i in rows], dtype=np.int64)
-            for t, rows in groups
-        }
         model = self.models[stage.models[0]]
-        outputs = self.engine.multitask_probabilities(model, ids)
+        if _prefetched(batch, [model]) is not None:
+            outputs = {
+                self.task_types[t]: np.stack([batch[i].outputs[model] for i in rows])  # type: ignore[index]
+                for t, rows in groups
+            }
+        else:
+            ids = {
+                self.task_types[t]: np.array([batch[i].input_id for i in rows], dtype=np.int64)
+                for t, rows in groups
+            }
+            outputs = self.engine.multitask_probabilities(model, ids)
         for t, rows in groups:
             tasks = [batch[i] for i in rows]
             self._answer(
@@ -196,6 +202,52 @@ class StageRunner:
             online = self.online.get(task.plan)
             if online is not None and task.member_answers is not None:
                 online.update(np.array(task.member_answers) == task.label)
+
+
+def prefetch(engine: InferenceEngine, requests: list[tuple[StageRunner, Task, int]]) -> None:
+    """Run the first-stage models of tasks about to be dispatched, one batched forward pass per
+    model and task type over all of them, and keep each task's outputs on it (``Task.outputs``).
+
+    ``requests`` are ``(runner, task, plan)``: the runner of the task's simulator (simulators
+    that share ``engine`` may be mixed) and the plan it will be dispatched with. The stage that
+    later serves the task reads its outputs instead of running the models on a batch of its own;
+    the answers are the same, as the models see the same inputs. A cascade's second model is not
+    prefetched: it runs on the tasks that escalate, when they do.
+    """
+    plain: dict[tuple[str, str], list[Task]] = {}
+    trunks: dict[str, dict[str, list[Task]]] = {}
+    for runner, task, plan in requests:
+        stage = runner.layout.stages[runner.layout.first[plan]]
+        task_type = runner.task_types[task.type]
+        task.outputs = {}
+        for m in stage.models:
+            name = runner.models[m]
+            if stage.kind == TRUNK:
+                trunks.setdefault(name, {}).setdefault(task_type, []).append(task)
+            else:
+                plain.setdefault((name, task_type), []).append(task)
+    for (name, task_type), tasks in plain.items():
+        ids = np.fromiter((t.input_id for t in tasks), dtype=np.int64, count=len(tasks))
+        for task, row in zip(tasks, engine.probabilities(name, ids, task_type), strict=True):
+            task.outputs[name] = row  # type: ignore[index]
+    for name, by_type in trunks.items():
+        ids = {
+            t: np.fromiter((x.input_id for x in tasks), dtype=np.int64, count=len(tasks))
+            for t, tasks in by_type.items()
+        }
+        heads = engine.multitask_probabilities(name, ids)
+        for t, tasks in by_type.items():
+            for task, row in zip(tasks, heads[t], strict=True):
+                task.outputs[name] = row  # type: ignore[index]
+
+
+def _prefetched(batch: list[Task], names: list[str]) -> dict[str, np.ndarray] | None:
+    """The batch's prefetched outputs of ``names`` as ``[B, C]`` arrays; ``None`` unless every
+    task of the batch has them."""
+    for task in batch:
+        if task.outputs is None or any(name not in task.outputs for name in names):
+            return None
+    return {name: np.stack([t.outputs[name] for t in batch]) for name in names}  # type: ignore[index]
 
 
 def _group(batch: list[Task], key: Callable[[Task], Hashable]) -> list[tuple[Any, list[int]]]:

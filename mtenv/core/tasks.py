@@ -5,6 +5,10 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class TaskStatus(enum.IntEnum):
@@ -40,6 +44,10 @@ class Task:
         escalate: set when a cascade's first model was not confident enough; escalated: it
             then ran on the cascade's second model.
         member_answers: each ensemble member's answer (to learn online weights from).
+        outputs: class probabilities of the models of the task's first stage, by model name,
+            computed before its batch started (:func:`mtenv.core.stages.prefetch`: a vector
+            env's one forward pass per model across its simulators); the batch uses them
+            instead of running those models again. ``None`` otherwise.
     """
 
     id: int
@@ -66,6 +74,7 @@ class Task:
     escalate: bool = False
     escalated: bool = False
     member_answers: tuple[int, ...] | None = None
+    outputs: dict[str, np.ndarray] | None = None
 
     @property
     def latency(self) -> float:

@@ -135,6 +135,9 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
       ``gym.make("mtenv/EdgeBurst-v0", episode_tasks=50)``.
     * ``load_scale``: multiplies the scenario's arrival rate (``workload.load_scale``), e.g.
       ``2.0`` for twice the load; ``None`` takes the scenario's.
+    * ``engine``: an :class:`~mtenv.core.inference.InferenceEngine` to run the models with,
+      shared with other envs (a vector env's sub-envs share one); it must hold the scenario's
+      models and task types, and then decides ``inference`` and ``device``. ``None`` builds one.
     * ``viewer``: an object with ``render(snapshot)`` and ``close()`` (see
       :class:`mtenv.render.viewer.Viewer`) to draw frames with; ``None`` builds a pygame
       :class:`~mtenv.render.viewer.Viewer` on the first render.
@@ -155,6 +158,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         episode_tasks: int | None = None,
         load_scale: float | None = None,
         viewer: Viewer | None = None,
+        engine: InferenceEngine | None = None,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -200,7 +204,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._return = 0.0
         self._last_action = -1
         task_types = list(self.scenario.workload.task_types)
-        self.engine = InferenceEngine(
+        self.engine = engine or InferenceEngine(
             list(self.scenario.models),
             task_types,
             mode=inference or self.scenario.inference.mode,
@@ -264,11 +268,12 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         task, sim = self._task, self.sim
         action = int(action)
         self._last_action = action
-        invalid = not (0 <= action <= self.reject_action and self._mask[action])
-        if invalid or action == self.reject_action:
-            sim.reject(task, invalid=invalid)
-        else:
+        if self._is_dispatch(action):
+            invalid = False
             sim.dispatch(task, action // self.n_devices, action % self.n_devices)
+        else:
+            invalid = action != self.reject_action
+            sim.reject(task, invalid=invalid)
 
         next_task = sim.advance()
         terminated = next_task is None  # the workload is exhausted: no task is left to decide
@@ -303,6 +308,18 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         if self.render_mode == "human":
             self.render()
         return obs, reward, terminated, False, info
+
+    def planned(self, action: int) -> tuple[Task, int] | None:
+        """The task being decided and the plan ``action`` would serve it with; ``None`` when
+        the action rejects it (reject, or an action the mask forbids). A vector env reads it to
+        run the models of every sub-env's next dispatch in one forward pass."""
+        task = self._task
+        if self._done or task is None or not self._is_dispatch(action):
+            return None
+        return task, int(action) // self.n_devices
+
+    def _is_dispatch(self, action: int) -> bool:
+        return 0 <= action < self.reject_action and bool(self._mask[action])
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask of the valid actions for the task being decided (reject always valid)."""
