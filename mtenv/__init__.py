@@ -7,11 +7,14 @@ Importing the package registers the environments::
 
     env = gym.make("mtenv/Quickstart-v0")
     short = gym.make("mtenv/EdgeBurst-v0", episode_tasks=50)  # any id, shorter episodes
+    envs = gym.make_vec("mtenv/Quickstart-v0", num_envs=8)  # 8 envs stepped together
 
 Ids: ``mtenv/TaskAllocation-v0`` (any scenario, ``scenario=`` a shipped name or a YAML path) and
 one id per shipped scenario, ``mtenv/<CamelName>-v0`` (``edge_burst`` → ``mtenv/EdgeBurst-v0``),
-listed in :data:`ENV_IDS`. In subprocess workers use ``"mtenv:mtenv/Quickstart-v0"``, which
-imports the package first.
+listed in :data:`ENV_IDS`. ``gym.make_vec`` of any id gives a
+:class:`~mtenv.envs.vector.BatchedTaskAllocationEnv` (its ``vector_entry_point``: the envs share
+their models and run them in one batched pass per step). In subprocess workers use
+``"mtenv:mtenv/Quickstart-v0"``, which imports the package first.
 
 Importing stays cheap: the shipped scenarios are found by listing the ``mtenv.scenarios`` package
 data, without importing torch or the simulator (``gym.make`` imports them).
@@ -80,16 +83,23 @@ ENV_IDS: dict[str, str] = {scenario_env_id(name): name for name in _shipped_scen
 """Registered scenario ids and the shipped scenario each one runs (one per shipped YAML file)."""
 
 
+_ENTRY_POINT = "mtenv.envs.task_allocation:TaskAllocationEnv"
+_VECTOR_ENTRY_POINT = "mtenv.envs.vector:BatchedTaskAllocationEnv"
+
+
 def _register() -> None:
     if "mtenv/TaskAllocation-v0" not in registry:
         register(
-            id="mtenv/TaskAllocation-v0", entry_point="mtenv.envs.task_allocation:TaskAllocationEnv"
+            id="mtenv/TaskAllocation-v0",
+            entry_point=_ENTRY_POINT,
+            vector_entry_point=_VECTOR_ENTRY_POINT,
         )
     for env_id, scenario in ENV_IDS.items():
         if env_id not in registry:
             register(
                 id=env_id,
-                entry_point="mtenv.envs.task_allocation:TaskAllocationEnv",
+                entry_point=_ENTRY_POINT,
+                vector_entry_point=_VECTOR_ENTRY_POINT,
                 kwargs={"scenario": scenario},
             )
 

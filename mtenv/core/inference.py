@@ -39,6 +39,32 @@ def _one_torch_thread_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_one_torch_thread_after_fork)
 
+TORCH_THREADS_ENV = "MTENV_TORCH_THREADS"
+
+
+def configure_torch_threads() -> int:
+    """Set torch's intra-op threads for the step loop (each :class:`InferenceEngine` calls this
+    when it is built) and return the number in force.
+
+    The zoo's models are small and the simulated batches short: extra intra-op threads cost
+    more to wake than they save, and several env processes (SB3's ``SubprocVecEnv``, Gymnasium's
+    async vector envs), each with a pool as large as the machine, oversubscribe the cores. So by
+    default the process runs torch on one intra-op thread. The environment variable
+    ``MTENV_TORCH_THREADS`` overrides it: ``N`` (N >= 1) sets N threads, ``0`` leaves torch's
+    setting alone (whatever ``torch.set_num_threads`` or ``OMP_NUM_THREADS`` made it). The
+    setting is process-wide: it also applies to anything else in the process that runs torch.
+    """
+    raw = os.environ.get(TORCH_THREADS_ENV, "").strip()
+    try:
+        wanted = 1 if raw == "" else int(raw)
+    except ValueError:
+        wanted = -1
+    if wanted < 0:
+        raise ValueError(f"{TORCH_THREADS_ENV}: expected an integer >= 0, got {raw!r}")
+    if wanted > 0 and torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+    return torch.get_num_threads()
+
 
 @dataclass
 class ForwardStats:
@@ -62,6 +88,9 @@ class InferenceEngine:
         task_types: the task types whose serving pools tasks refer to by input id.
         mode: ``"live"`` or ``"memoized"``.
         device: ``"cpu"`` or ``"cuda"`` (where the models really run).
+
+    Building one sets the process's torch intra-op threads (one unless ``MTENV_TORCH_THREADS``
+    says otherwise, see :func:`configure_torch_threads`).
     """
 
     def __init__(
@@ -75,6 +104,7 @@ class InferenceEngine:
             raise ValueError(f"inference mode: expected one of {INFERENCE_MODES}, got {mode!r}")
         self.mode = mode
         self.device = device
+        configure_torch_threads()
         self.models = {name: load_model(name, device=device) for name in model_names}
         self.pools = {t: pool_for(t, "serving") for t in task_types}
         self._inputs = {t: pool.inputs.to(device) for t, pool in self.pools.items()}

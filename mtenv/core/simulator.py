@@ -357,10 +357,13 @@ class Simulator:
 
     # --- observation helpers -----------------------------------------------------------------
 
-    def expected_wait(self) -> np.ndarray:
+    def expected_wait(self, out: np.ndarray | None = None) -> np.ndarray:
         """Per device: seconds until a newly queued task could start (current activity plus the
-        work already queued, at the profiles' batch latencies)."""
-        return np.maximum(self.busy_until - self.now, 0.0) + self.queued_work_s
+        work already queued, at the profiles' batch latencies); into ``out`` if given."""
+        wait = np.subtract(self.busy_until, self.now, out=out)
+        np.maximum(wait, 0.0, out=wait)
+        wait += self.queued_work_s
+        return wait
 
     def missing_load_s(self) -> np.ndarray:
         """``[plan, device]`` seconds of weight loading a batch of the plan would need now."""
@@ -374,9 +377,13 @@ class Simulator:
             self._missing_load_version = self.residency_version
         return self._missing_load
 
-    def busy_time(self) -> np.ndarray:
-        """Per device: seconds spent busy (running or loading) up to now."""
-        return self.busy_acc_s + self.is_busy * (self.now - self.busy_since)
+    def busy_time(self, out: np.ndarray | None = None) -> np.ndarray:
+        """Per device: seconds spent busy (running or loading) up to now; into ``out`` if
+        given."""
+        busy = np.subtract(self.now, self.busy_since, out=out)
+        busy *= self.is_busy
+        busy += self.busy_acc_s
+        return busy
 
     def free_memory(self) -> np.ndarray:
         """Per device: fraction of memory not taken by resident weights."""

@@ -124,6 +124,9 @@ class StageRunner:
             if isinstance(plan, EnsemblePlan) and plan.weighting != "online"
         }
 
+        self._memoized = engine.mode == "memoized"
+        self._tables: dict[tuple[int, bool, int], _Answers] = {}
+
     def reset(self) -> None:
         """Online weights start uniform every episode."""
         for weights in self.online.values():
@@ -141,6 +144,9 @@ class StageRunner:
         ``answer`` and ``confidence``, ``escalate`` for cascade tasks at their first stage and,
         for ensembles, each member's answer."""
         stage = self.layout.stages[stage_index]
+        if self._memoized and stage.kind != ENSEMBLE:
+            self._look_up(batch)
+            return
         if stage.kind == TRUNK:
             self._run_trunk(stage, batch)
             return
@@ -168,6 +174,39 @@ class StageRunner:
             if at_first and self.layout.escalation[p] >= 0:
                 for task, escalate in zip(tasks, served.escalated.tolist(), strict=True):
                     task.escalate = escalate
+
+    def _look_up(self, batch: list[Task]) -> None:
+        """Memoized inference, one model per task (single plans, cascade steps, shared trunks):
+        each task's answer is read from its plan's answers on the whole pool."""
+        first, tables = self.layout.first, self._tables
+        for task in batch:
+            key = (task.plan, task.stage == first[task.plan], task.type)
+            answers = tables.get(key) or self._answers(*key)
+            i = task.input_id
+            task.answer = answers.answer[i]
+            task.confidence = answers.confidence[i]
+            if answers.escalate is not None:
+                task.escalate = answers.escalate[i]
+
+    def _answers(self, plan_index: int, at_first: bool, task_type: int) -> _Answers:
+        """What ``plan`` answers for every input of the task type's serving pool, at its first
+        stage (a cascade: its first model, which decides who escalates) or at a cascade's
+        second; served by the same rule as a batch (:func:`~mtenv.core.plans.serve`)."""
+        plan = self.plans[plan_index]
+        if at_first:
+            model = self.models[self.layout.stages[self.layout.first[plan_index]].models[0]]
+        else:
+            model = plan.second  # type: ignore[attr-defined]
+        probs = self.engine.pool_outputs(model, self.task_types[task_type])
+        served = serve(plan, {model: probs})
+        cascade_first = at_first and self.layout.escalation[plan_index] >= 0
+        answers = _Answers(
+            served.answer.tolist(),
+            served.confidence.tolist(),
+            served.escalated.tolist() if cascade_first else None,
+        )
+        self._tables[plan_index, at_first, task_type] = answers
+        return answers
 
     def _run_trunk(self, stage: Stage, batch: list[Task]) -> None:
         groups = _group(batch, lambda t: t.type)
@@ -202,6 +241,16 @@ class StageRunner:
             online = self.online.get(task.plan)
             if online is not None and task.member_answers is not None:
                 online.update(np.array(task.member_answers) == task.label)
+
+
+@dataclass(frozen=True)
+class _Answers:
+    """A plan's answer, confidence and escalation per pool input, as Python lists (per-task
+    reads of numpy scalars would cost more than the lookup saves)."""
+
+    answer: list[int]
+    confidence: list[float]
+    escalate: list[bool] | None  # a cascade's first stage only
 
 
 def prefetch(engine: InferenceEngine, requests: list[tuple[StageRunner, Task, int]]) -> None:

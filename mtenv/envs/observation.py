@@ -244,25 +244,35 @@ class ObservationWriter:
         devices = layout.difficulty_at + 1  # where the device blocks start
         actions = devices + layout.device_at.size
         self._per_dev = self._obs[devices:actions].reshape(layout.device_at.shape)
+        self._util = self._per_dev[:, -1]  # the running average lives in the observation
         grid = layout.est_at.size
         blocks = self._obs[actions : actions + len(ACTION_BLOCKS) * grid]
         self._est, self._load, cost = blocks.reshape(len(ACTION_BLOCKS), *layout.est_at.shape)
         cost[:] = self._cost
+        self._types = slice(int(layout.type_at[0]), int(layout.type_at[-1]) + 1)
+        self._accuracies = slice(int(layout.accuracy_at[0]), int(layout.accuracy_at[-1]) + 1)
+        n_devices = len(self._inv_max_batch)
+        self._busy = np.zeros(n_devices)
+        self._wait = np.zeros(n_devices)
         self._seen_residency = -1
 
     def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        state = self.__dict__.copy()
+        state["_util_now"] = self._util.copy()
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Pickling copies numpy views apart; rebuild them over a fresh buffer.
+        util = state.pop("_util_now")
         self.__dict__.update(state)
         self._views()
+        self._util[:] = util
 
     def reset(self, task: Task) -> None:
         """A new episode, whose first task is ``task``."""
         self._last_time = 0.0
         self._last_busy = np.zeros(len(self._inv_max_batch))
-        self._util = np.zeros(len(self._inv_max_batch))
+        self._util[:] = 0.0
         self._seen_residency = -1
         self._rate = self._mean_rate
         self._last_arrival = task.arrival
@@ -279,21 +289,26 @@ class ObservationWriter:
         self._miss += _MISS_EWMA * late - _MISS_EWMA * self._miss
 
     def write(self, task: Task) -> np.ndarray:
-        """The observation of ``task``, the one being decided."""
+        """The observation of ``task``, the one being decided.
+
+        Written in place with few numpy calls, each on a whole block: per-call overhead, not
+        arithmetic, is what a small observation costs."""
         sim, obs, layout = self.sim, self._obs, self.layout
         inv_slo = 1.0 / max(task.deadline - task.arrival, 1e-9)
-        obs[layout.type_at] = self._type_onehot[task.type]
+        obs[self._types] = self._type_onehot[task.type]
         obs[layout.priority_at] = task.priority / self._max_priority
         obs[layout.difficulty_at] = task.difficulty / max(layout.n_levels - 1, 1)
 
         now = sim.now
         dt = now - self._last_time
         if dt > 0:
-            busy = sim.busy_time()
+            busy, last = sim.busy_time(out=self._busy), self._last_busy
             decay = math.exp(-dt / self.tau)
             self._util *= decay
-            self._util += (busy - self._last_busy) * ((1.0 - decay) / dt)
-            self._last_time, self._last_busy = now, busy
+            np.subtract(busy, last, out=last)
+            last *= (1.0 - decay) / dt
+            self._util += last
+            self._last_time, self._busy, self._last_busy = now, last, busy
         per_dev = self._per_dev
         if self._seen_residency != sim.residency_version:
             self._seen_residency = sim.residency_version
@@ -301,14 +316,13 @@ class ObservationWriter:
             per_dev[:, 3:-1] = sim.resident
             self._missing_load = sim.missing_load_s()
             self._est_base = self._missing_load + sim.plan_alpha + sim.plan_beta
-        wait = sim.expected_wait()
-        per_dev[:, 0] = sim.queue_len * self._inv_max_batch
-        per_dev[:, 1] = wait * inv_slo
-        per_dev[:, -1] = self._util
+        wait = sim.expected_wait(out=self._wait)
+        np.multiply(sim.queue_len, self._inv_max_batch, out=per_dev[:, 0])
+        np.multiply(wait, inv_slo, out=per_dev[:, 1])
         np.add(self._est_base, wait, out=self._est)
         self._est *= inv_slo
         np.multiply(self._missing_load, inv_slo, out=self._load)
-        obs[layout.accuracy_at] = self._accuracy[task.type, task.difficulty]
+        obs[self._accuracies] = self._accuracy[task.type, task.difficulty]
         g = layout.load_at
         obs[g] = self._rate / self._mean_rate if self._mean_rate > 0 else 0.0
         obs[g + 1] = self._miss

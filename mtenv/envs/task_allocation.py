@@ -197,7 +197,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self.render_mode = render_mode
         self.viewer = viewer
         self._own_viewer = viewer is None  # built here on the first render, dropped at close
-        self._recent: deque[str] = deque(maxlen=_RECENT_OUTCOMES)
+        self._recent: deque[Task] = deque(maxlen=_RECENT_OUTCOMES)
         self.settled: list[Task] = []
         """The tasks whose fate was settled during the last step (for recorders and tests;
         policies see only observations and masks)."""
@@ -284,11 +284,10 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             self.observation.arrived(next_task)
             self._task = next_task
 
-        self.settled = sim.take_finished()
-        rewards = []
-        for done in self.settled:
-            rewards.append(self.reward_fn(done))
-            self._recent.append(outcome_of(done))
+        self.settled = settled = sim.take_finished()
+        rewards = [self.reward_fn(done) for done in settled]
+        self._recent.extend(settled)
+        for done in settled:
             if done.status is not TaskStatus.REJECTED:
                 self.observation.settled(done, late=done.finished > done.deadline)
         reward = sum(rewards, 0.0)
@@ -399,7 +398,12 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         label = self.action_labels[self._last_action] if self._last_action >= 0 else ""
         task = None if self._done else self._task
         return take_snapshot(
-            self.sim, task, label, self._recent, self.scenario.name, episode_return=self._return
+            self.sim,
+            task,
+            label,
+            [outcome_of(done) for done in self._recent],
+            self.scenario.name,
+            episode_return=self._return,
         )
 
     def close(self) -> None:

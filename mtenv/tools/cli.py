@@ -3,7 +3,7 @@
     mtenv run --scenario quickstart --policy random --episodes 3 --seed 0 [--json]
     mtenv zoo train [--out DIR]         retrain the model zoo (deterministic recipe)
     mtenv zoo card [--out DIR]          regenerate the zoo card from the shipped weights
-    mtenv perf [--steps N] [--json]     step-rate benchmark against CartPole-v1
+    mtenv perf [--quick] [--json]       one table of speed ratios (CartPole-v1, batched, PPO)
     mtenv scenarios list [--json]       the shipped scenarios, one line each
     mtenv scenarios show NAME|FILE      one scenario resolved (extends, defaults) as YAML
     mtenv scenarios validate FILE...    check scenario files: "ok FILE" or one line per problem
@@ -148,20 +148,28 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", default="plots", help="folder for the figures (default: ./plots)")
     plot.set_defaults(handler=cmd_plot)
 
-    perf = commands.add_parser("perf", help="step rate versus CartPole-v1, live and memoized")
-    perf.add_argument(
-        "--scenarios", nargs="+", default=["quickstart", "collaboration"], help="shipped names"
+    perf = commands.add_parser(
+        "perf",
+        help="one table of speed ratios (vs CartPole-v1, live vs memoized, batched, memory, PPO)",
+        description="Measures every rate in this process, runs of different rows interleaved, "
+        "and prints one table of ratios with their targets. Options left out take the full run's "
+        "values, or --quick's.",
     )
-    perf.add_argument("--steps", type=_positive_int, default=20_000)
-    perf.add_argument("--repeats", type=_positive_int, default=3)
-    perf.add_argument("--json", action="store_true")
     perf.add_argument(
-        "--memory",
+        "--quick",
         action="store_true",
-        help="instead: one long episode, reporting step rate and resident memory along it",
+        help="a smoke run: 2,000 steps, 1 repeat, K = 1 and 8, 10^4 tasks, one PPO rollout",
     )
-    perf.add_argument("--memory-scenario", default="large_cluster")
-    perf.add_argument("--memory-tasks", type=_positive_int, default=1_000_000)
+    perf.add_argument("--steps", type=_positive_int, help="env steps a timed run (20,000)")
+    perf.add_argument("--repeats", type=_positive_int, help="timed runs a rate, median (3)")
+    perf.add_argument(
+        "--batch-sizes", type=_positive_int, nargs="+", help="K of the batched env (1 8 64)"
+    )
+    perf.add_argument("--tasks", type=_positive_int, help="tasks of the memory episode (10^6)")
+    perf.add_argument("--train-steps", type=_positive_int, help="env steps a model.learn (4096)")
+    perf.add_argument("--train-envs", type=_positive_int, help="envs in training (8)")
+    perf.add_argument("--seed", type=int, help="first seed (0)")
+    perf.add_argument("--json", action="store_true")
     perf.set_defaults(handler=cmd_perf)
     _add_agent_commands(commands)
     _add_scenario_commands(commands)

@@ -37,17 +37,14 @@ def cmd_zoo_card(args: argparse.Namespace) -> int:
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
-    from mtenv.tools.perf import format_memory_report, format_report, run_memory, run_perf
+    from mtenv.tools.perf import PerfSettings, format_report, run_perf
 
-    if args.memory:
-
-        def progress(done: int, rss_mb: float) -> None:
-            print(f"{done:,} tasks, {rss_mb:.0f} MB resident", file=sys.stderr)
-
-        report = run_memory(args.memory_scenario, tasks=args.memory_tasks, progress=progress)
-        print(json.dumps(report, indent=2) if args.json else format_memory_report(report))
-        return 0
-    report = run_perf(tuple(args.scenarios), steps=args.steps, repeats=args.repeats)
+    names = ("steps", "repeats", "batch_sizes", "tasks", "train_steps", "train_envs", "seed")
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if "batch_sizes" in given:
+        given["batch_sizes"] = tuple(given["batch_sizes"])
+    settings = PerfSettings.quick(**given) if args.quick else PerfSettings(**given)
+    report = run_perf(settings, progress=lambda line: print(line, file=sys.stderr))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 

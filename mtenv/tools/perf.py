@@ -1,29 +1,44 @@
-"""The step-rate benchmark: mtenv against Gymnasium's CartPole-v1, measured in one process.
+"""The performance benchmark: one table of ratios, every rate in it measured in one process.
 
-Absolute rates drift from machine to machine and run to run; the ratios measured in the same
-process are what the targets are about:
+Absolute rates drift from machine to machine and run to run; ratios of rates measured in the same
+process, their runs interleaved, are what the targets are about. The rows:
 
-* memoized ÷ CartPole ≥ 0.5 (the simulation itself is cheap);
-* live ÷ memoized ≥ 0.5 (real batched inference costs no more than the simulation around it),
-  with the share of live wall time spent inside the models' forward passes,
+1. per-env step rate, quickstart with memoized inference ÷ Gymnasium's CartPole-v1 (both made
+   with ``gymnasium.make``): the simulation itself is cheap (≥ 0.5);
+2. live ÷ memoized inference, one quickstart env (≥ 0.5), with the share of live wall time spent
+   in the models' forward passes;
+3. the batched vector env (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``)
+   at K = 1, 8, 64 envs, aggregate env steps/s ÷ CartPole-v1 (≥ 3 at K = 64);
+4. the batched env at the largest K, live ÷ memoized (≥ 0.7);
+5. per step, large_cluster (256 actions, an observation of 1,290 entries) ÷ quickstart (≥ 0.5);
+6. peak resident memory over one long large_cluster episode (10⁶ tasks): growth after the first
+   tenth ÷ the reading then (< 5 %);
+7. MaskablePPO (``MlpPolicy``) training, env steps/s over ``model.learn`` with the batched env ÷
+   with ``SubprocVecEnv`` (≥ 2), both built by ``make_vec_env``; SB3 PPO on CartPole-v1
+   (``DummyVecEnv``) beside it for context.
 
-on the quick scenario and on ``collaboration``, which offers every plan kind (ensembles,
-cascades, the shared-trunk model) for two task types. :func:`run_memory` plays one long episode
-(a million tasks on ``large_cluster`` by default) and reads the resident memory along the way:
-it must stay flat.
+Each rate is the median of ``repeats`` timed runs; one repeat runs every row's run once, so drift
+hits all rows alike. The stepping policies cost the same on both sides: their randomness is
+drawn before the timed loop. CartPole gets its actions drawn in advance; an mtenv env needs the
+mask of each step, so it gets one uniform number u ∈ [0, 1) per step and takes the ⌊u·n⌋-th of
+the n valid actions (:func:`pick_valid`, :func:`pick_valid_batch`): a masked uniform random
+policy with no policy object in the loop.
 
-Each rate is the median of ``repeats`` timed runs, the runs of different envs interleaved so
-that drift hits them alike. Both envs are made with ``gymnasium.make`` and driven by a uniform
-random policy (masked for mtenv).
+Rows whose parts are missing (no batched env yet, no ``.[train]`` extra) read ``n/a`` with the
+reason. :func:`format_report` only formats; :func:`run_perf` measures.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+import re
 import resource
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -31,179 +46,579 @@ import numpy as np
 import torch
 
 import mtenv  # noqa: F401  (registers the ids)
-from mtenv.agents import RandomPolicy
+from mtenv.core.inference import TORCH_THREADS_ENV
+
+QUICKSTART_ID = "mtenv/Quickstart-v0"
+LARGE_ID = "mtenv/LargeCluster-v0"
+MEMORY_SCENARIO = "large_cluster"
+TRAIN_N_STEPS = 128
+"""Steps per env per rollout in the training rows (8 envs × 128, as in the shipped recipes)."""
+TRAIN_BATCH = 256
+
+TARGETS: dict[str, tuple[str, float]] = {
+    "memoized_over_cartpole": (">=", 0.5),
+    "live_over_memoized": (">=", 0.5),
+    "batched_over_cartpole": (">=", 3.0),  # at K = 64
+    "batched_live_over_memoized": (">=", 0.7),
+    "large_over_quickstart": (">=", 0.5),
+    "memory_growth": ("<", 0.05),
+    "train_batched_over_subproc": (">=", 2.0),
+}
+TARGET_K = 64
+"""The batch size the batched-env target is about."""
 
 
-def _rate_cartpole(steps: int, seed: int) -> float:
-    env = gym.make("CartPole-v1")
-    rng = np.random.default_rng(seed)
-    actions = rng.integers(2, size=steps)
+@dataclass(frozen=True)
+class PerfSettings:
+    """How much to measure. :meth:`quick` is a smoke run of every row in well under a minute."""
+
+    steps: int = 20_000
+    """Env steps per timed run (a batched run takes ``steps // K`` vector steps, at least 1)."""
+    repeats: int = 3
+    batch_sizes: tuple[int, ...] = (1, 8, 64)
+    tasks: int = 1_000_000
+    """Tasks in the memory row's large_cluster episode."""
+    train_steps: int = 4_096
+    """Env steps of each timed ``model.learn`` (whole rollouts: rounded up)."""
+    train_envs: int = 8
+    seed: int = 0
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> PerfSettings:
+        """Small budgets: 2,000 steps, one repeat, K up to 8, 10⁴ tasks, one rollout."""
+        base = {
+            "steps": 2_000,
+            "repeats": 1,
+            "batch_sizes": (1, 8),
+            "tasks": 10_000,
+            "train_steps": 1_024,
+        }
+        return cls(**{**base, **overrides})
+
+
+# --- the stepping policy -----------------------------------------------------------------------
+
+
+def pick_valid(mask: np.ndarray, u: float) -> int:
+    """The ⌊u·n⌋-th of the n valid actions of ``mask`` (u ∈ [0, 1)); 0 when none is valid."""
+    valid = np.flatnonzero(mask)
+    n = len(valid)
+    return int(valid[min(int(u * n), n - 1)]) if n else 0
+
+
+def pick_valid_batch(masks: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """:func:`pick_valid` for each row of ``masks`` ``[K, n]`` (bool or 0/1) with ``u[k]``."""
+    seen = np.cumsum(masks != 0, axis=1, dtype=np.int32)
+    n = seen[:, -1]
+    rank = np.minimum((u * n).astype(np.int32), np.maximum(n - 1, 0))
+    return np.argmax(seen > rank[:, None], axis=1)
+
+
+# --- timed runs ------------------------------------------------------------------------------
+
+Rate = tuple[float, "float | None"]
+"""Steps per second, and the share of that wall time spent in forward passes (or None)."""
+
+
+def _forward_seconds(env: Any) -> float | None:
+    engine = getattr(env.unwrapped, "engine", None)
+    return None if engine is None else engine.stats.seconds
+
+
+def _share(before: float | None, env: Any, elapsed: float) -> float | None:
+    after = _forward_seconds(env)
+    return None if before is None or after is None else (after - before) / elapsed
+
+
+def time_cartpole(env: gym.Env, steps: int, seed: int) -> Rate:
+    actions = np.random.default_rng(seed).integers(2, size=steps).tolist()
     env.reset(seed=seed)
     start = time.perf_counter()
     for a in actions:
         _, _, terminated, truncated, _ = env.step(a)
         if terminated or truncated:
             env.reset()
-    elapsed = time.perf_counter() - start
-    env.close()
-    return steps / elapsed
+    return steps / (time.perf_counter() - start), None
 
 
-def _rate_mtenv(env: gym.Env, steps: int, seed: int) -> tuple[float, float]:
-    """Steps per second and the seconds spent inside forward passes during the timed loop."""
-    engine = env.unwrapped.engine
-    policy = RandomPolicy(env, seed)
-    obs, info = env.reset(seed=seed)
-    forward_before = engine.stats.seconds
+def time_single(env: gym.Env, steps: int, seed: int) -> Rate:
+    """One mtenv env under the masked uniform policy, its numbers drawn in advance."""
+    draws = np.random.default_rng(seed).random(steps).tolist()
+    _, info = env.reset(seed=seed)
+    before = _forward_seconds(env)
     start = time.perf_counter()
-    for _ in range(steps):
-        obs, _, terminated, truncated, info = env.step(policy.act(obs, info["action_mask"]))
+    for u in draws:
+        _, _, terminated, truncated, info = env.step(pick_valid(info["action_mask"], u))
         if terminated or truncated:
-            obs, info = env.reset()
+            _, info = env.reset()
     elapsed = time.perf_counter() - start
-    return steps / elapsed, (engine.stats.seconds - forward_before) / elapsed
+    return steps / elapsed, _share(before, env, elapsed)
+
+
+def time_batched(envs: gym.vector.VectorEnv, steps: int, seed: int) -> Rate:
+    """A vector env (next-step autoreset) for ``steps // K`` vector steps: aggregate env steps/s."""
+    k = envs.num_envs
+    draws = np.random.default_rng(seed).random((max(steps // k, 1), k))
+    _, infos = envs.reset(seed=seed)
+    masks = infos["action_mask"] if "action_mask" in infos else envs.action_masks()
+    before = _forward_seconds(envs)
+    start = time.perf_counter()
+    for u in draws:
+        _, _, _, _, infos = envs.step(pick_valid_batch(masks, u))
+        masks = infos["action_mask"]
+    elapsed = time.perf_counter() - start
+    return draws.size / elapsed, _share(before, envs, elapsed)
+
+
+def time_learn(make_model: Callable[[int], Any], steps: int, seed: int) -> Rate:
+    """Env steps per second of ``model.learn(steps)`` on a model built (untimed) for ``seed``."""
+    model = make_model(seed)
+    start = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    return model.num_timesteps / (time.perf_counter() - start), None
+
+
+# --- building what is measured ----------------------------------------------------------------
+
+
+class Unavailable(Exception):
+    """A row cannot be measured here; the message says why."""
+
+
+def make_batched(k: int, inference: str) -> gym.vector.VectorEnv:
+    """The batched vector env of quickstart, ``k`` envs."""
+    if gym.spec(QUICKSTART_ID).vector_entry_point is None:
+        raise Unavailable(f"{QUICKSTART_ID} has no vector entry point (mtenv/envs/vector.py)")
+    return gym.make_vec(
+        QUICKSTART_ID, num_envs=k, vectorization_mode="vector_entry_point", inference=inference
+    )
+
+
+def make_training_vec(kind: str, n_envs: int, seed: int) -> Any:
+    """The SB3 vec env of ``agents/ppo/rollouts.make_vec_env`` (``subproc`` or ``batched``) on
+    quickstart with memoized inference."""
+    try:
+        from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+        from mtenv.agents.interfaces import EnvConfig
+        from mtenv.agents.ppo.rollouts import make_vec_env
+    except ImportError as exc:
+        raise Unavailable(f"needs the .[train] extra ({exc.name})") from exc
+    config = EnvConfig(QUICKSTART_ID, {"inference": "memoized"})
+    try:
+        vec = make_vec_env(config, n_envs, kind, seed)
+    except ValueError as exc:  # no vector entry point for the batched kind
+        raise Unavailable(str(exc)) from exc
+    if kind == "batched" and type(vec) in (DummyVecEnv, SubprocVecEnv):
+        vec.close()
+        raise Unavailable("make_vec_env has no 'batched' kind yet")
+    return vec
+
+
+def _ppo_builder(algorithm: Any, vec: Any, n_envs: int, train_steps: int) -> Callable:
+    n_steps = max(1, min(TRAIN_N_STEPS, train_steps // n_envs))
+    batch = min(TRAIN_BATCH, n_steps * n_envs)
+
+    def build(seed: int) -> Any:
+        return algorithm(
+            "MlpPolicy", vec, n_steps=n_steps, batch_size=batch, seed=seed, device="cpu", verbose=0
+        )
+
+    return build
+
+
+def _training_runs(settings: PerfSettings, closers: list) -> dict[str, Callable | str]:
+    """The three ``model.learn`` runs (or why each cannot run), each warmed up by one untimed
+    rollout (workers fill their memo tables, torch initialises)."""
+    names = ("train maskable subproc", "train maskable batched", "train ppo cartpole")
+    try:
+        from sb3_contrib import MaskablePPO
+        from stable_baselines3 import PPO
+        from stable_baselines3.common.vec_env import DummyVecEnv
+    except ImportError as exc:
+        return dict.fromkeys(names, f"needs the .[train] extra ({exc.name})")
+    n, steps, seed = settings.train_envs, settings.train_steps, settings.seed
+    builders: dict[str, Callable | str] = {}
+    for kind in ("subproc", "batched"):
+        try:
+            vec = make_training_vec(kind, n, seed)
+        except Unavailable as exc:
+            builders[f"train maskable {kind}"] = str(exc)
+            continue
+        closers.append(vec)
+        builders[f"train maskable {kind}"] = _ppo_builder(MaskablePPO, vec, n, steps)
+    cart = DummyVecEnv([lambda: gym.make("CartPole-v1")] * n)
+    closers.append(cart)
+    builders["train ppo cartpole"] = _ppo_builder(PPO, cart, n, steps)
+    runs: dict[str, Callable | str] = {}
+    for name, build in builders.items():
+        if isinstance(build, str):
+            runs[name] = build
+            continue
+        time_learn(build, 1, seed)  # one rollout
+        runs[name] = lambda s, b=build: time_learn(b, steps, s)
+    return runs
+
+
+# --- the run -------------------------------------------------------------------------------
 
 
 def run_perf(
-    scenarios: tuple[str, ...] = ("quickstart", "collaboration"),
-    steps: int = 20_000,
-    repeats: int = 3,
-    seed: int = 0,
+    settings: PerfSettings | None = None, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
-    """Measure CartPole's step rate and, per scenario, the memoized and live step rates, the
-    live forward-pass share and the ratios; returns a JSON-safe report."""
-    env_id = "mtenv/TaskAllocation-v0"
-    envs = {
-        (name, mode): gym.make(env_id, scenario=name, inference=mode)
-        for name in scenarios
-        for mode in ("memoized", "live")
-    }
-    for env in envs.values():  # warm-up: fill the memo tables, touch every code path once
-        env.unwrapped.engine.warm_up()
-        _rate_mtenv(env, min(steps, 2_000), seed)
-    cart: list[float] = []
-    rates: dict[tuple[str, str], list[float]] = {key: [] for key in envs}
-    shares: dict[str, list[float]] = {name: [] for name in scenarios}
-    for r in range(repeats):
-        cart.append(_rate_cartpole(steps, seed + r))
-        for (name, mode), env in envs.items():
-            rate, share = _rate_mtenv(env, steps, seed + r)
-            rates[name, mode].append(rate)
-            if mode == "live":
-                shares[name].append(share)
-    for env in envs.values():
-        env.close()
-    cartpole = statistics.median(cart)
-    rows = []
-    for name in scenarios:
-        memo = statistics.median(rates[name, "memoized"])
-        live = statistics.median(rates[name, "live"])
-        rows.append(
-            {
-                "scenario": name,
-                "memoized_steps_per_s": round(memo),
-                "live_steps_per_s": round(live),
-                "live_forward_share": round(statistics.median(shares[name]), 3),
-                "memoized_over_cartpole": round(memo / cartpole, 3),
-                "live_over_memoized": round(live / memo, 3),
-            }
-        )
+    """Measure every row (the memory episode first, then ``repeats`` interleaved rounds of the
+    rates); returns a JSON-safe report for :func:`format_report`."""
+    settings = settings or PerfSettings()
+    say = progress or (lambda _line: None)
+    memory = run_memory(
+        MEMORY_SCENARIO,
+        tasks=settings.tasks,
+        seed=settings.seed,
+        progress=lambda done, mb: say(f"memory: {done:,} tasks, peak {mb:.0f} MB"),
+    )
+    closers: list = []
+    runs: dict[str, Callable | str] = {}
+    try:
+        cart = gym.make("CartPole-v1")
+        closers.append(cart)
+        time_cartpole(cart, min(settings.steps, 2_000), settings.seed)  # warm-up
+        runs["cartpole"] = lambda s: time_cartpole(cart, settings.steps, s)
+        singles = {
+            "quickstart memoized": (QUICKSTART_ID, "memoized"),
+            "quickstart live": (QUICKSTART_ID, "live"),
+            "large_cluster memoized": (LARGE_ID, "memoized"),
+        }
+        for name, (env_id, mode) in singles.items():
+            env = gym.make(env_id, inference=mode)
+            closers.append(env)
+            env.unwrapped.engine.warm_up()
+            time_single(env, min(settings.steps, 2_000), settings.seed)  # touch every path
+            runs[name] = lambda s, e=env: time_single(e, settings.steps, s)
+        k_max = max(settings.batch_sizes)
+        batched = [(k, "memoized") for k in settings.batch_sizes] + [(k_max, "live")]
+        for k, mode in batched:
+            name = f"batched {mode} K={k}"
+            try:
+                envs = make_batched(k, mode)
+            except Unavailable as exc:
+                runs[name] = str(exc)
+                continue
+            closers.append(envs)
+            engine = getattr(envs.unwrapped, "engine", None)
+            if engine is not None:
+                engine.warm_up()
+            time_batched(envs, min(settings.steps, 2_000), settings.seed)
+            runs[name] = lambda s, e=envs: time_batched(e, settings.steps, s)
+        runs.update(_training_runs(settings, closers))
+        samples: dict[str, list[Rate]] = {name: [] for name, run in runs.items() if callable(run)}
+        for r in range(settings.repeats):
+            say(f"round {r + 1}/{settings.repeats}")
+            for name in samples:
+                samples[name].append(runs[name](settings.seed + r))  # type: ignore[operator]
+    finally:
+        for thing in closers:
+            thing.close()
+    rates = {name: _median(values) for name, values in samples.items()}
+    missing = {name: why for name, why in runs.items() if isinstance(why, str)}
     return {
-        "steps": steps,
-        "repeats": repeats,
-        "cartpole_steps_per_s": round(cartpole),
-        "scenarios": rows,
-        "targets": {"memoized_over_cartpole": 0.5, "live_over_memoized": 0.5},
+        "settings": {**asdict(settings), "batch_sizes": list(settings.batch_sizes)},
+        "machine": machine_info(),
+        "rates": rates,
+        "missing": missing,
+        "memory": memory,
+        "rows": build_rows(rates, missing, memory, settings.batch_sizes),
+    }
+
+
+def _median(values: list[Rate]) -> dict[str, Any]:
+    shares = [s for _, s in values if s is not None]
+    return {
+        "steps_per_s": round(statistics.median(r for r, _ in values), 1),
+        "forward_share": round(statistics.median(shares), 3) if shares else None,
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            found = re.search(r"^model name\s*:\s*(.+)$", info.read(), re.MULTILINE)
+        cpu = found.group(1).strip() if found else cpu
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "torch_threads_env": os.environ.get(TORCH_THREADS_ENV),
     }
 
 
-def format_report(report: dict[str, Any]) -> str:
-    """The report as the rows a closing note or README quotes."""
-    t = report["targets"]
-    lines = [
-        f"mtenv perf · {report['steps']} steps × {report['repeats']} repeats (median) · "
-        f"python {report['python']}, torch {report['torch']} ({report['torch_threads']} threads)",
-        f"CartPole-v1 (gymnasium.make): {report['cartpole_steps_per_s']:,} steps/s",
-        f"{'scenario':<15}{'memoized/s':>11}{'live/s':>9}{'in forward':>11}"
-        f"{'memo/CartPole':>15}{'live/memo':>11}",
+# --- the rows ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """The medians measured and, for each run that could not be, why."""
+
+    rates: dict[str, dict[str, Any]]
+    missing: dict[str, str]
+
+    def ratio(
+        self,
+        key: str,
+        label: str,
+        parts: list[tuple[str, str]],
+        target: bool = True,
+        share_of: str | None = None,
+    ) -> dict[str, Any]:
+        """A row: ``parts[0]`` ÷ ``parts[1]`` (run names with their captions), every part's rate
+        beside it; ``share_of`` names the run whose forward-pass share is the note."""
+        absent = [
+            self.missing.get(name, "not measured")
+            for name, _ in parts[:2]
+            if name not in self.rates
+        ]
+        shown = [
+            [caption, self.rates[name]["steps_per_s"], "/s"]
+            for name, caption in parts
+            if name in self.rates
+        ]
+        ratio = None
+        if not absent:
+            ratio = self.rates[parts[0][0]]["steps_per_s"] / self.rates[parts[1][0]]["steps_per_s"]
+        note = absent[0] if absent else None
+        share = self.rates.get(share_of or "", {}).get("forward_share")
+        if note is None and share is not None:
+            note = f"{share:.0%} of live time in forward passes"
+        return _row(key, label, ratio, shown, target, note)
+
+
+def _row(
+    key: str, label: str, ratio: float | None, shown: list, target: bool, note: str | None
+) -> dict[str, Any]:
+    op, bound = TARGETS[key] if target else (None, None)
+    met = None
+    if ratio is not None and op is not None:
+        met = bool(ratio >= bound) if op == ">=" else bool(ratio < bound)
+    return {
+        "key": key,
+        "label": label,
+        "ratio": None if ratio is None else round(ratio, 4),
+        "target": None if op is None else [op, bound],
+        "met": met,
+        "rates": shown,
+        "note": note,
+    }
+
+
+def build_rows(
+    rates: dict[str, dict[str, Any]],
+    missing: dict[str, str],
+    memory: dict[str, Any],
+    batch_sizes: tuple[int, ...] | list[int],
+) -> list[dict[str, Any]]:
+    """The table's rows from the measured medians, in the module docstring's order (pure)."""
+    m = _Measured(rates, missing)
+    cart = ("cartpole", "CartPole-v1")
+    memo = ("quickstart memoized", "quickstart memoized")
+    k_max = max(batch_sizes)
+    rows = [
+        m.ratio("memoized_over_cartpole", "quickstart memoized ÷ CartPole-v1", [memo, cart]),
+        m.ratio(
+            "live_over_memoized",
+            "live ÷ memoized, one env",
+            [("quickstart live", "live"), memo],
+            share_of="quickstart live",
+        ),
     ]
-    for row in report["scenarios"]:
-        lines.append(
-            f"{row['scenario']:<15}{row['memoized_steps_per_s']:>11,}{row['live_steps_per_s']:>9,}"
-            f"{row['live_forward_share']:>11.0%}{row['memoized_over_cartpole']:>15.3f}"
-            f"{row['live_over_memoized']:>11.3f}"
+    rows += [
+        m.ratio(
+            "batched_over_cartpole",
+            f"batched K={k} (all envs) ÷ CartPole-v1",
+            [(f"batched memoized K={k}", f"K={k}"), cart],
+            target=k == TARGET_K,
         )
-    lines.append(
-        f"targets: memoized/CartPole ≥ {t['memoized_over_cartpole']}, "
-        f"live/memoized ≥ {t['live_over_memoized']}"
+        for k in batch_sizes
+    ]
+    rows.append(
+        m.ratio(
+            "batched_live_over_memoized",
+            f"batched K={k_max}, live ÷ memoized",
+            [(f"batched live K={k_max}", "live"), (f"batched memoized K={k_max}", "memoized")],
+            share_of=f"batched live K={k_max}",
+        )
     )
+    rows.append(
+        m.ratio(
+            "large_over_quickstart",
+            "large_cluster ÷ quickstart, per step",
+            [("large_cluster memoized", "large_cluster"), memo],
+        )
+    )
+    then, end = memory["peak_rss_mb"]
+    rows.append(
+        _row(
+            "memory_growth",
+            "peak RSS growth after the first tenth",
+            memory["peak_growth"],
+            [["after 1/10", then, "MB"], ["at the end", end, "MB"]],
+            True,
+            f"{memory['tasks']:,} tasks of {memory['scenario']}, "
+            f"{memory['steps_per_s']:,.0f} steps/s",
+        )
+    )
+    rows.append(
+        m.ratio(
+            "train_batched_over_subproc",
+            "MaskablePPO learn, batched ÷ subproc",
+            [
+                ("train maskable batched", "batched"),
+                ("train maskable subproc", "subproc"),
+                ("train ppo cartpole", "PPO on CartPole-v1"),
+            ],
+        )
+    )
+    return rows
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as one table: a row per ratio, its target and ✓/✗, the rates beside it."""
+    s, m = report["settings"], report["machine"]
+    threads = f"{m['torch_threads']} intra-op thread{'s' if m['torch_threads'] != 1 else ''}"
+    env = m["torch_threads_env"]
+    ks = ", ".join(str(k) for k in s["batch_sizes"])
+    lines = [
+        f"mtenv perf · one process · each rate the median of {s['repeats']} run(s), "
+        "the rows' runs interleaved",
+        f"{s['steps']:,} env steps a run · batched K = {ks} · learn {s['train_steps']:,} steps × "
+        f"{s['train_envs']} envs · memory episode {s['tasks']:,} tasks",
+        f"{m['cpu']} · {m['cores']} cores · python {m['python']} · torch {m['torch']} "
+        f"({threads}; {TORCH_THREADS_ENV}={env if env is not None else 'unset'})",
+        f"{'#':<3}{'ratio':<40}{'value':>8}  {'target':<8}{'':2}measured",
+    ]
+    for i, row in enumerate(report["rows"]):
+        number = _row_number(report["rows"], i)
+        value = "n/a" if row["ratio"] is None else _value(row)
+        target, mark = "", ""
+        if row["target"] is not None:
+            op, bound = row["target"]
+            target = f"{'≥' if op == '>=' else '<'} {_bound(row['key'], bound)}"
+            mark = "" if row["met"] is None else ("✓" if row["met"] else "✗")
+        rates = " · ".join(_amount(caption, value, unit) for caption, value, unit in row["rates"])
+        if row["note"]:
+            rates = f"{rates} · {row['note']}" if rates else row["note"]
+        lines.append(f"{number:<3}{row['label']:<40}{value:>8}  {target:<8}{mark:2}{rates}")
     return "\n".join(lines)
 
 
+def _row_number(rows: list[dict], i: int) -> str:
+    """1, 2, 3a, 3b, ... : the batched rows share one number, as in the module docstring."""
+    keys = list(dict.fromkeys(row["key"] for row in rows))
+    key = rows[i]["key"]
+    number = str(keys.index(key) + 1)
+    same = [j for j, row in enumerate(rows) if row["key"] == key]
+    return number if len(same) == 1 else number + "abcdefgh"[same.index(i)]
+
+
+def _amount(caption: str, value: float, unit: str) -> str:
+    return f"{caption} {value:,.0f}/s" if unit == "/s" else f"{caption} {value:,.1f} {unit}"
+
+
+def _value(row: dict) -> str:
+    return f"{row['ratio']:+.1%}" if row["key"] == "memory_growth" else f"{row['ratio']:.3f}"
+
+
+def _bound(key: str, bound: float) -> str:
+    return f"{bound:.0%}" if key == "memory_growth" else f"{bound:g}"
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
 def _rss_mb() -> float:
-    """Resident memory of this process now, in MB (Linux ``/proc``; ``ru_maxrss`` elsewhere)."""
+    """Resident memory of this process now, in MB (Linux ``/proc``; the peak elsewhere)."""
     try:
         with open("/proc/self/statm") as statm:
             pages = int(statm.read().split()[1])
         return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
     except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+        return _peak_rss_mb()
+
+
+def _peak_rss_mb() -> float:
+    """The process's peak resident memory in MB (``VmHWM``; ``ru_maxrss`` without ``/proc``)."""
+    try:
+        with open("/proc/self/status") as status:
+            found = re.search(r"^VmHWM:\s+(\d+) kB", status.read(), re.MULTILINE)
+        if found:
+            return int(found.group(1)) * 1024 / 1e6
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def _reset_peak_rss() -> bool:
+    """Restart the peak at the current resident memory (Linux ≥ 4.0); False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def run_memory(
-    scenario: str = "large_cluster",
+    scenario: str = MEMORY_SCENARIO,
     tasks: int = 1_000_000,
     checkpoints: int = 10,
     seed: int = 0,
-    progress: Any = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> dict[str, Any]:
-    """One episode of ``tasks`` tasks with memoized inference under a masked random policy:
-    the step rate and the process's resident memory at evenly spaced points of the episode.
+    """One episode of ``tasks`` tasks with memoized inference under the masked uniform policy:
+    the step rate and the process's peak and current resident memory at ``checkpoints`` evenly
+    spaced points.
 
-    Memory is flat when the last reading is no higher than the reading after the first tenth of
-    the episode (the tables and pools are built by then) plus a small allowance; the report
-    gives both readings and their difference.
+    The peak is restarted at the episode's start where Linux allows it, so that what ran before
+    in the process does not hide growth. Growth is the peak at the end less the peak after the
+    first tenth of the episode (the memo tables and pools are built by then), ``peak_growth``
+    that growth ÷ the peak after the first tenth.
     """
     from mtenv.envs.task_allocation import TaskAllocationEnv
 
     env = TaskAllocationEnv(scenario, inference="memoized", episode_tasks=tasks)
     env.engine.warm_up()
-    policy = RandomPolicy(env, seed)
-    obs, info = env.reset(seed=seed)
+    draws = np.random.default_rng(seed).random(tasks).tolist()
+    _, info = env.reset(seed=seed)
     every = max(tasks // checkpoints, 1)
-    readings = [(0, _rss_mb())]
+    peak_restarted = _reset_peak_rss()
+    readings = [(0, _rss_mb(), _peak_rss_mb())]
     start = time.perf_counter()
-    for step in range(1, tasks + 1):
-        obs, _, terminated, truncated, info = env.step(policy.act(obs, info["action_mask"]))
+    for step, u in enumerate(draws, 1):
+        _, _, terminated, truncated, info = env.step(pick_valid(info["action_mask"], u))
         if step % every == 0 or terminated or truncated:
-            readings.append((step, _rss_mb()))
+            readings.append((step, _rss_mb(), _peak_rss_mb()))
             if progress is not None:
-                progress(step, readings[-1][1])
+                progress(step, readings[-1][2])
         if terminated or truncated:
             break
     elapsed = time.perf_counter() - start
     env.close()
-    after_first_tenth = next(mb for n, mb in readings if n >= every)
+    then = next(peak for n, _, peak in readings if n >= every)
+    end = readings[-1][2]
     return {
         "scenario": scenario,
         "tasks": readings[-1][0],
-        "memoized_steps_per_s": round(readings[-1][0] / elapsed),
-        "rss_mb": [[n, round(mb, 1)] for n, mb in readings],
-        "rss_growth_after_first_tenth_mb": round(readings[-1][1] - after_first_tenth, 1),
+        "steps_per_s": round(readings[-1][0] / elapsed, 1),
+        "rss_mb": [[n, round(mb, 1)] for n, mb, _ in readings],
+        "peak_rss_mb": [round(then, 1), round(end, 1)],
+        "peak_growth_mb": round(end - then, 1),
+        "peak_growth": round((end - then) / then, 4) if math.isfinite(then) and then else None,
+        "peak_restarted": peak_restarted,
         "metrics_tasks": info["metrics"]["tasks"],
     }
-
-
-def format_memory_report(report: dict[str, Any]) -> str:
-    rows = ", ".join(f"{n:,}: {mb:.0f} MB" for n, mb in report["rss_mb"])
-    return "\n".join(
-        [
-            f"mtenv perf memory · scenario {report['scenario']} · {report['tasks']:,} tasks "
-            f"(memoized) · {report['memoized_steps_per_s']:,} steps/s",
-            f"resident memory by tasks done: {rows}",
-            f"growth after the first tenth: {report['rss_growth_after_first_tenth_mb']:+.1f} MB",
-        ]
-    )
