@@ -240,19 +240,6 @@ def test_console_script_runs_in_a_subprocess(
     assert payload == run_json(capsys, *argv[:-1])
 
 
-def test_perf_smoke_reports_every_rate_and_ratio(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(
-        capsys, "perf", "--steps", "30", "--repeats", "1", "--scenarios", "quickstart", "--json"
-    )
-    assert code == 0, err
-    report = json.loads(out)
-    assert report["cartpole_steps_per_s"] > 0
-    (row,) = report["scenarios"]
-    assert row["scenario"] == "quickstart"
-    assert row["memoized_steps_per_s"] > 0 and row["live_steps_per_s"] > 0
-    assert 0 < row["live_forward_share"] < 1
-
-
 # --- scenarios ---------------------------------------------------------------------------------
 
 
