@@ -1,7 +1,9 @@
 """PPO learners: sb3-contrib's MaskablePPO (the default) and stable-baselines3's PPO.
 
-Both train on vectorised envs built from an :class:`~mtenv.agents.interfaces.EnvConfig` (one
-``SubprocVecEnv`` worker per env, each making ``"mtenv:<id>"`` so that it imports mtenv itself),
+Both train on vectorised envs built from an :class:`~mtenv.agents.interfaces.EnvConfig` (by
+default all of them in this process, stepped together by mtenv's batched vector env on one shared
+set of models, :mod:`mtenv.agents.ppo.batched`; or one ``SubprocVecEnv`` worker per env, each
+making ``"mtenv:<id>"`` so that it imports mtenv itself),
 evaluate on a separate env, write TensorBoard logs and checkpoints into a run folder and can be
 resumed from the last checkpoint after a kill. Their hyperparameters:
 :mod:`mtenv.agents.ppo.settings`; the envs and callbacks of training, credit for delayed rewards
@@ -155,6 +157,7 @@ class SB3Learner:
         # A resumed run draws new, reproducible randomness: seeded by where it starts.
         run_seed = seed + start
         load_range = None if settings.load_range is None else tuple(settings.load_range)
+        assert settings.vec_env is not None  # parse() resolved the default
         envs = make_vec_env(env_config, settings.n_envs, settings.vec_env, run_seed, load_range)
         eval_env = None
         try:

@@ -1,5 +1,6 @@
-"""What a PPO learner runs while it trains: the vectorised training envs (:class:`EnvFactory`,
-:func:`make_vec_env`) and the SB3 callbacks hooked into its rollouts: reporting finished
+"""What a PPO learner runs while it trains: the vectorised training envs (:func:`make_vec_env`:
+mtenv's batched env through :mod:`~mtenv.agents.ppo.batched`, or one :class:`EnvFactory` env
+per SB3 worker) and the SB3 callbacks hooked into its rollouts: reporting finished
 episodes, moving delayed rewards to the decisions that earned them, checkpointing, and carrying
 a resumed run's earlier evaluations.
 
@@ -20,9 +21,10 @@ from typing import TYPE_CHECKING
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 
 from mtenv.agents.interfaces import EnvConfig, TrainingCallback, decided_rewards
 
@@ -55,18 +57,59 @@ def make_vec_env(
     kind: str,
     seed: int,
     load_range: tuple[float, float] | None = None,
+    torch_threads: int | None = None,
 ) -> VecEnv:
-    """``n_envs`` envs of ``config`` (``kind`` ``"subproc"`` or ``"dummy"``); env ``i`` is seeded
-    with ``seed + i`` at its first reset. With ``load_range = (low, high)`` the envs run at load
-    factors spread evenly from ``low`` to ``high``, so that one rollout sees a range of loads."""
+    """``n_envs`` envs of ``config``; env ``i`` is seeded with ``seed + i`` at its first reset.
+    With ``load_range = (low, high)`` the envs run at load factors spread evenly from ``low`` to
+    ``high``, so that one rollout sees a range of loads.
+
+    ``kind``: ``"batched"`` (all envs in this process, stepped together on one shared set of
+    models: :class:`~mtenv.agents.ppo.batched.BatchedVecEnv` in SB3's ``VecMonitor``; torch
+    runs here on one intra-op thread, or ``MTENV_TORCH_THREADS``, or ``torch_threads`` if given),
+    ``"subproc"`` (one worker process per env, each with one torch thread) or ``"dummy"`` (one
+    Monitor-wrapped env after the other, in this process)."""
     if load_range is None:
         loads: list[float | None] = [None] * n_envs
     else:
         loads = np.linspace(load_range[0], load_range[1], n_envs).tolist()
-    factories = [EnvFactory(config, load) for load in loads]
-    vec: VecEnv = SubprocVecEnv(factories) if kind == "subproc" else DummyVecEnv(factories)
+    vec: VecEnv
+    if kind == "batched":
+        vec = VecMonitor(_batched(config, loads, torch_threads))
+    else:
+        factories = [EnvFactory(config, load) for load in loads]
+        vec = SubprocVecEnv(factories) if kind == "subproc" else DummyVecEnv(factories)
     vec.seed(seed)
     return vec
+
+
+def _batched(config: EnvConfig, loads: list[float | None], torch_threads: int | None) -> VecEnv:
+    """The batched env of ``config``'s id (its ``vector_entry_point``), autoresetting in the
+    step that ends an episode, as SB3 expects."""
+    from mtenv.agents.ppo.batched import BatchedVecEnv
+    from mtenv.envs.vector import BatchedTaskAllocationEnv
+
+    kwargs = dict(config.kwargs)
+    if any(load is not None for load in loads):
+        kwargs.pop("load_scale", None)
+        kwargs["load_scales"] = loads
+    if gym.spec(config.env_id).vector_entry_point is None:
+        raise ValueError(
+            f"vec_env batched: {config.env_id} has no vector entry point; "
+            "use vec_env subproc or dummy"
+        )
+    venv = gym.make_vec(
+        config.env_id,
+        num_envs=len(loads),
+        vectorization_mode="vector_entry_point",
+        autoreset_mode=AutoresetMode.SAME_STEP.value,
+        **kwargs,
+    )
+    if not isinstance(venv, BatchedTaskAllocationEnv):
+        raise ValueError(
+            f"vec_env batched: {config.env_id}'s vector entry point is not mtenv's batched env; "
+            "use vec_env subproc or dummy"
+        )
+    return BatchedVecEnv(venv, torch_threads=torch_threads)
 
 
 # --- callbacks ---------------------------------------------------------------------------------

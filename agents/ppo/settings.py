@@ -11,6 +11,7 @@ what the keys mean: :class:`TrainingSettings`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ import torch
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-VEC_ENVS = ("subproc", "dummy")
+VEC_ENVS = ("batched", "subproc", "dummy")
 POLICIES = ("CandidatePolicy", "MlpPolicy")
 CREDITS = ("decision", "settle")
 ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
@@ -72,8 +73,11 @@ class TrainingSettings:
     :mod:`mtenv.agents.ppo.candidates`) or ``MlpPolicy`` (SB3's flat MLP)."""
     n_envs: int = 4
     """Envs stepped in parallel; one rollout is ``n_envs × n_steps`` env steps."""
-    vec_env: str = "subproc"
-    """``subproc``: one worker process per env; ``dummy``: all in this process."""
+    vec_env: str | None = None
+    """``batched``: all envs in this process, stepped together on one shared set of models
+    (:mod:`mtenv.agents.ppo.batched`); ``subproc``: one worker process per env; ``dummy``: one
+    env after the other in this process. ``None`` (the default): ``batched`` when ``n_envs > 1``,
+    ``dummy`` for one env."""
     eval_freq: int = 0
     """Env steps between greedy evaluations on a separate env (0: none)."""
     eval_episodes: int = 3
@@ -140,8 +144,14 @@ class TrainingSettings:
             raise ValueError(
                 f"load_range: expected [low, high] with 0 < low <= high, got {low_high!r}"
             )
+        if settings.vec_env is None:
+            settings = dataclasses.replace(
+                settings, vec_env="batched" if settings.n_envs > 1 else "dummy"
+            )
         if settings.vec_env not in VEC_ENVS:
-            raise ValueError(f"vec_env: expected one of {VEC_ENVS}, got {settings.vec_env!r}")
+            raise ValueError(
+                f"vec_env: expected one of {VEC_ENVS} or null, got {settings.vec_env!r}"
+            )
         accepted = set(inspect.signature(algo.__init__).parameters) - _NOT_HYPERPARAMETERS
         unknown = sorted(set(hp) - accepted)
         if unknown:

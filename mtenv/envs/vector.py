@@ -13,7 +13,7 @@ from gymnasium.vector.utils import batch_space
 
 from mtenv.core.inference import InferenceEngine
 from mtenv.core.schema import Scenario
-from mtenv.core.stages import prefetch
+from mtenv.core.stages import TRUNK, prefetch
 from mtenv.envs.task_allocation import TaskAllocationEnv
 from mtenv.io.scenario_files import load_scenario
 
@@ -32,7 +32,8 @@ class BatchedTaskAllocationEnv(VectorEnv):
     (:meth:`TaskAllocationEnv.planned`) and runs :func:`mtenv.core.stages.prefetch` once: one
     batched forward pass per model and task type across all K envs, whose outputs the sub-envs'
     batches then read instead of running the models themselves (a cascade's second model still
-    runs when tasks escalate). ``memoized`` inference skips it: lookups are already cheap.
+    runs when tasks escalate, and a shared-trunk model on its own batches, whose task types may
+    mix). ``memoized`` inference skips it: lookups are already cheap.
 
     Sub-env ``k`` follows exactly the trajectory of a single ``TaskAllocationEnv`` reset with its
     seed and fed the same actions: observations, rewards, flags, masks, feedback and metrics,
@@ -327,7 +328,7 @@ class BatchedTaskAllocationEnv(VectorEnv):
             raise ValueError(f"actions: expected shape ({self.num_envs},), got {actions.shape}")
         k_envs = self.num_envs
         next_step = self.autoreset_mode == AutoresetMode.NEXT_STEP
-        resetting = self._autoreset if next_step else np.zeros(k_envs, dtype=bool)
+        resetting = self._autoreset.copy() if next_step else np.zeros(k_envs, dtype=bool)
         if self.engine.mode == "live":
             self._prefetch(actions, resetting)
         rewards = np.zeros(k_envs, dtype=np.float64)
@@ -348,7 +349,7 @@ class BatchedTaskAllocationEnv(VectorEnv):
             self._observations[k] = obs
             if (terminated or truncated) and self.autoreset_mode == AutoresetMode.SAME_STEP:
                 _, reset_info = self.reset_env(k)
-                info = {"final_obs": obs, "final_info": info, **reset_info}
+                info = {"final_obs": np.array(obs), "final_info": info, **reset_info}
             infos.append(info)
         if next_step:
             self._autoreset = terminations | truncations
@@ -357,15 +358,23 @@ class BatchedTaskAllocationEnv(VectorEnv):
     # --- internals -----------------------------------------------------------------------------
 
     def _prefetch(self, actions: np.ndarray, resetting: np.ndarray) -> None:
-        """One forward pass per model and task type for the tasks the sub-envs dispatch now."""
+        """One forward pass per model and task type for the tasks the sub-envs dispatch now.
+
+        Tasks for a shared-trunk model are left to their batches: a trunk batch mixing task
+        types (heads of different widths) cannot yet read prefetched outputs (the stage runner
+        stacks them across the whole batch), so they run one trunk pass per batch as before."""
         requests = []
         for k, env in enumerate(self.envs):
             if resetting[k]:
                 continue
             planned = env.planned(int(actions[k]))
-            if planned is not None:
-                task, plan = planned
-                requests.append((env.sim.runner, task, plan))
+            if planned is None:
+                continue
+            task, plan = planned
+            runner = env.sim.runner
+            if runner.layout.stages[runner.layout.first[plan]].kind == TRUNK:
+                continue
+            requests.append((runner, task, plan))
         if requests:
             prefetch(self.engine, requests)
 
