@@ -211,7 +211,7 @@ class StageRunner:
     def _run_trunk(self, stage: Stage, batch: list[Task]) -> None:
         groups = _group(batch, lambda t: t.type)
         model = self.models[stage.models[0]]
-        if _prefetched(batch, [model]) is not None:
+        if all(t.outputs is not None and model in t.outputs for t in batch):
             outputs = {
                 self.task_types[t]: np.stack([batch[i].outputs[model] for i in rows])  # type: ignore[index]
                 for t, rows in groups

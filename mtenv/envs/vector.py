@@ -13,7 +13,7 @@ from gymnasium.vector.utils import batch_space
 
 from mtenv.core.inference import InferenceEngine
 from mtenv.core.schema import Scenario
-from mtenv.core.stages import TRUNK, prefetch
+from mtenv.core.stages import prefetch
 from mtenv.envs.task_allocation import TaskAllocationEnv
 from mtenv.io.scenario_files import load_scenario
 
@@ -358,11 +358,8 @@ class BatchedTaskAllocationEnv(VectorEnv):
     # --- internals -----------------------------------------------------------------------------
 
     def _prefetch(self, actions: np.ndarray, resetting: np.ndarray) -> None:
-        """One forward pass per model and task type for the tasks the sub-envs dispatch now.
-
-        Tasks for a shared-trunk model are left to their batches: a trunk batch mixing task
-        types (heads of different widths) cannot yet read prefetched outputs (the stage runner
-        stacks them across the whole batch), so they run one trunk pass per batch as before."""
+        """One forward pass per model (a shared trunk: one pass, every head on its rows) for
+        the tasks the sub-envs dispatch now."""
         requests = []
         for k, env in enumerate(self.envs):
             if resetting[k]:
@@ -371,10 +368,7 @@ class BatchedTaskAllocationEnv(VectorEnv):
             if planned is None:
                 continue
             task, plan = planned
-            runner = env.sim.runner
-            if runner.layout.stages[runner.layout.first[plan]].kind == TRUNK:
-                continue
-            requests.append((runner, task, plan))
+            requests.append((env.sim.runner, task, plan))
         if requests:
             prefetch(self.engine, requests)
 
