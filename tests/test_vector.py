@@ -18,6 +18,7 @@ import pytest
 import torch
 from conftest import registered_kwargs
 from gymnasium.spaces import Box, MultiDiscrete
+from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.monitor import Monitor
@@ -265,6 +266,33 @@ def test_next_step_autoreset():
     assert "metrics" not in infos and "invalid_action" not in infos  # reset infos
     assert all(f.n_tasks == 0 for f in infos["feedback"])
     assert vec.action_masks()[:, :-1].any()  # a fresh episode's first task
+    vec.close()
+
+
+def test_vector_infos_are_what_gymnasium_merges_env_by_env():
+    """The stacked every-step keys and the rest (metrics at episode ends, reset infos after
+    them) equal Gymnasium's own ``_add_info`` merge of the same per-env infos."""
+    vec = batched("quickstart", num_envs=3, episode_tasks=5)
+    _, infos = vec.reset_each(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        masks = vec.action_masks()
+        actions = np.array([rng.choice(np.flatnonzero(m)) for m in masks])
+        steps = [(infos, vec._vector_infos(infos))]
+        *_, infos = vec.step_each(actions)
+        steps.append((infos, vec._vector_infos(infos)))
+        for per_env, merged in steps:
+            expected: dict[str, Any] = {}
+            for k, info in enumerate(per_env):
+                if info is not None:
+                    expected = vec._add_info(expected, info, k)
+            assert merged.keys() == expected.keys()
+            for key, value in expected.items():
+                if key == "metrics":
+                    assert data_equivalence(merged[key], value)
+                else:
+                    assert merged[key].dtype == value.dtype
+                    assert merged[key].tolist() == value.tolist()
     vec.close()
 
 

@@ -376,12 +376,45 @@ class BatchedTaskAllocationEnv(VectorEnv):
         return self._observations.copy() if self.copy else self._observations
 
     def _vector_infos(self, infos: list[dict[str, Any] | None]) -> dict[str, Any]:
+        """Gymnasium's vector infos (what ``_add_info`` builds, env by env), with the keys every
+        sub-env reports at every step stacked in one go: merging them env by env would cost
+        more than stepping the envs."""
         vector: dict[str, Any] = {}
+        stacked: set[str] = set()
+        if all(info is not None for info in infos):
+            for key in _EVERY_STEP:
+                values = [info.get(key, _ABSENT) for info in infos]  # type: ignore[union-attr]
+                if any(value is _ABSENT for value in values):
+                    continue
+                vector[key] = _stack(values)
+                vector[f"_{key}"] = np.ones(self.num_envs, dtype=np.bool_)
+                stacked.add(key)
         for k, info in enumerate(infos):
-            if info is not None:
-                vector = self._add_info(vector, info, k)
+            if info is None:
+                continue
+            rest = {key: value for key, value in info.items() if key not in stacked}
+            if rest:
+                vector = self._add_info(vector, rest, k)
         return vector
 
     def __repr__(self) -> str:
         name = self.envs[0].scenario.name if self.spec is None else self.spec.id
         return f"{type(self).__name__}({name}, num_envs={self.num_envs})"
+
+
+_EVERY_STEP = ("action_mask", "invalid_action", "feedback")
+"""Info keys a sub-env reports at every step (``invalid_action`` not after a reset)."""
+_ABSENT = object()
+
+
+def _stack(values: list[Any]) -> np.ndarray:
+    """One info key's values across the sub-envs, batched as ``VectorEnv._add_info`` does."""
+    first = values[0]
+    if isinstance(first, np.ndarray):
+        return np.stack(values)
+    if type(first) in (int, float, bool):
+        return np.array(values, dtype=type(first))
+    array = np.empty(len(values), dtype=object)  # a Feedback is a Mapping: place it as is
+    for k, value in enumerate(values):
+        array[k] = value
+    return array
