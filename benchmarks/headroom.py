@@ -34,7 +34,8 @@ import torch
 from mtenv.agents.policies import BASELINES, make_policy
 from mtenv.envs.task_allocation import TaskAllocationEnv
 from mtenv.io.scenario_files import shipped_scenarios
-from mtenv.tools.evaluation import evaluate_policy, summarize
+from mtenv.tools.bench.stats import beats, paired_difference
+from mtenv.tools.evaluation import evaluate_policy
 
 EVAL_SEED = 10_000
 """Episode ``i`` of evaluation seed ``k`` is seeded ``EVAL_SEED + 1000·k + i``."""
@@ -63,9 +64,9 @@ def headroom(returns: dict[str, list[float]]) -> dict[str, Any]:
     baselines = {p: r for p, r in returns.items() if p != ORACLE}
     best = max(baselines, key=lambda p: float(np.mean(baselines[p])))
     best_mean = float(np.mean(baselines[best]))
-    diff = summarize(o - b for o, b in zip(returns[ORACLE], baselines[best], strict=True))
+    diff = paired_difference(returns[ORACLE], baselines[best])
     relative = diff.mean / abs(best_mean) if best_mean != 0 else math.inf
-    excludes_zero = math.isfinite(diff.ci95) and diff.mean - diff.ci95 > 0
+    excludes_zero = beats(diff)
     return {
         "best_baseline": best,
         "best_mean": best_mean,

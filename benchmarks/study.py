@@ -11,7 +11,8 @@ For each scenario and each seed ``k`` (0 … ``--seeds``−1):
   ``EVAL_SEED + 1000·k + i``, the same workloads for every policy, so results pair by seed.
 
 One seed contributes one sample: the mean return of its episodes. The statistics are in
-``benchmarks/stats.py``. The report (``OUT/study.md``, printed; raw numbers in ``OUT/study.json``):
+``mtenv/tools/bench/stats.py``. The report (``OUT/study.md``, printed; raw numbers in
+``OUT/study.json``):
 
 * a summary row per scenario at 1× load: the best baseline, each learner and the oracle (mean
   return ± Student-t 95 % CI over seeds) and MaskablePPO's paired difference from the best
@@ -65,7 +66,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stats import (
+
+from mtenv.agents.policies import BASELINES
+from mtenv.agents.saved import resolve_policy
+from mtenv.envs.task_allocation import TaskAllocationEnv
+from mtenv.io.scenario_files import load_scenario, shipped_scenarios
+from mtenv.tools.bench.stats import (
     beats,
     headroom_closed,
     iqm,
@@ -74,11 +80,6 @@ from stats import (
     probability_of_improvement,
     stratified_bootstrap_ci,
 )
-
-from mtenv.agents.policies import BASELINES
-from mtenv.agents.saved import resolve_policy
-from mtenv.envs.task_allocation import TaskAllocationEnv
-from mtenv.io.scenario_files import load_scenario, shipped_scenarios
 from mtenv.tools.evaluation import evaluate_policy, flatten_metrics, summarize
 
 EVAL_SEED = 10_000
