@@ -1,7 +1,8 @@
 """The optional extras of the distribution, and the one message that says how to install one.
 
 The base install runs every scenario, baseline and tabular learner. Rendering, plots and videos
-need the ``render`` extra; the PPO learners need the ``train`` extra. A command that needs a
+need the ``render`` extra; the PPO learners need the ``train`` extra; ``mtenv bench --backend
+ray`` needs the ``ray`` extra. A command that needs a
 missing extra fails with one line naming the extra and the command that installs it, both from
 PyPI and from a source checkout.
 """
@@ -19,6 +20,7 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "stable_baselines3": "train",
     "sb3_contrib": "train",
     "tensorboard": "train",
+    "ray": "ray",
 }
 """Top-level module → the extra that installs it."""
 

@@ -8,6 +8,9 @@
     mtenv scenarios show NAME|FILE      one scenario resolved (extends, defaults) as YAML
     mtenv scenarios validate FILE...    check scenario files: "ok FILE" or one line per problem
     mtenv scenarios schema [--out FILE] the scenario schema reference (docs/scenario-schema.md)
+    mtenv bench --scenarios A,B --policies P,Q --seeds N --episodes E --out DIR
+                                        a resumable sweep into DIR/results.jsonl, then a report
+    mtenv bench report DIR              the report of a sweep folder, again
 
 Bad input (an unknown scenario or policy, an invalid scenario file) prints one message naming
 what is wrong and exits with status 2.
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mtenv.tools.cli_agents import cmd_eval, cmd_explain, cmd_train
+from mtenv.tools.cli_bench import add_bench_commands
 from mtenv.tools.cli_catalog import (
     cmd_perf,
     cmd_scenarios_list,
@@ -43,6 +47,7 @@ seed upwards, so evaluation meets workloads the agent has not trained on."""
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.command_argv = list(sys.argv[1:] if argv is None else argv)
     if not hasattr(args, "handler"):
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -173,6 +178,7 @@ def _parser() -> argparse.ArgumentParser:
     perf.set_defaults(handler=cmd_perf)
     _add_agent_commands(commands)
     _add_scenario_commands(commands)
+    add_bench_commands(commands)
     return parser
 
 
