@@ -34,7 +34,7 @@ from mtenv.tools.cli_catalog import (
     cmd_zoo_card,
     cmd_zoo_train,
 )
-from mtenv.tools.cli_common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, CliError
+from mtenv.tools.cli_common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, CliError, positive_int
 from mtenv.tools.cli_run import cmd_plot, cmd_render, cmd_run
 
 __all__ = ["EVAL_SEED", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "CliError", "main"]
@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         default="random",
         help=_POLICY_HELP,
     )
-    run.add_argument("--episodes", type=_positive_int, default=3)
+    run.add_argument("--episodes", type=positive_int, default=3)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument(
         "--inference",
@@ -139,12 +139,12 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--show", action="store_true", help="open a window instead of recording")
     render.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="decisions to record (default: one episode)",
     )
     render.add_argument("--seed", type=int, default=0)
-    render.add_argument("--fps", type=_positive_int, default=10)
+    render.add_argument("--fps", type=positive_int, default=10)
     render.add_argument("--inference", choices=["live", "memoized"], default="memoized")
     render.set_defaults(handler=cmd_render)
 
@@ -165,14 +165,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a smoke run: 2,000 steps, 1 repeat, K = 1 and 8, 10^4 tasks, one PPO rollout",
     )
-    perf.add_argument("--steps", type=_positive_int, help="env steps a timed run (20,000)")
-    perf.add_argument("--repeats", type=_positive_int, help="timed runs a rate, median (3)")
+    perf.add_argument("--steps", type=positive_int, help="env steps a timed run (20,000)")
+    perf.add_argument("--repeats", type=positive_int, help="timed runs a rate, median (3)")
     perf.add_argument(
-        "--batch-sizes", type=_positive_int, nargs="+", help="K of the batched env (1 8 64)"
+        "--batch-sizes", type=positive_int, nargs="+", help="K of the batched env (1 8 64)"
     )
-    perf.add_argument("--tasks", type=_positive_int, help="tasks of the memory episode (10^6)")
-    perf.add_argument("--train-steps", type=_positive_int, help="env steps a model.learn (4096)")
-    perf.add_argument("--train-envs", type=_positive_int, help="envs in training (8)")
+    perf.add_argument("--tasks", type=positive_int, help="tasks of the memory episode (10^6)")
+    perf.add_argument("--train-steps", type=positive_int, help="env steps a model.learn (4096)")
+    perf.add_argument("--train-envs", type=positive_int, help="envs in training (8)")
     perf.add_argument("--seed", type=int, help="first seed (0)")
     perf.add_argument("--json", action="store_true")
     perf.set_defaults(handler=cmd_perf)
@@ -193,7 +193,7 @@ def _add_agent_commands(commands: Any) -> None:
     train.add_argument("--agent", choices=LEARNERS, default="maskable-ppo")
     train.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="budget in env steps (default: n_timesteps of the hyperparameter file)",
     )
@@ -219,7 +219,7 @@ def _add_agent_commands(commands: Any) -> None:
     evaluate.add_argument(
         "--scenario", default=None, help="scenario to evaluate on (default: the training one)"
     )
-    evaluate.add_argument("--episodes", type=_positive_int, default=5)
+    evaluate.add_argument("--episodes", type=positive_int, default=5)
     evaluate.add_argument(
         "--seed",
         type=int,
@@ -247,7 +247,7 @@ def _add_agent_commands(commands: Any) -> None:
         "--scenario", default=None, help="scenario (default: the training one, or quickstart)"
     )
     explain.add_argument("--seed", type=int, default=EVAL_SEED)
-    explain.add_argument("--samples", type=_positive_int, default=6, help="decisions to show")
+    explain.add_argument("--samples", type=positive_int, default=6, help="decisions to show")
     explain.add_argument("--trace", default=None, help="also write every decision to this CSV")
     explain.set_defaults(handler=cmd_explain)
 
@@ -281,16 +281,6 @@ _POLICY_HELP = (
     "eps-greedy, ucb1, exp3), oracle (a clairvoyant upper bound, not a policy), or a run "
     "folder written by `mtenv train`"
 )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mtenv.tools.cli_common import EXIT_INTERRUPTED, CliError
+from mtenv.tools.cli_common import EXIT_INTERRUPTED, CliError, positive_int
 
 _DESCRIPTION = """\
 Runs every (scenario, policy, seed) cell of a sweep and appends each finished episode to
@@ -65,18 +65,18 @@ def add_bench_commands(commands: Any) -> None:
         help="train AGENT once per scenario and seed inside the sweep, for BUDGET env steps "
         "('hp': its hyperparameter file's); repeatable",
     )
-    bench.add_argument("--seeds", type=_positive_int, help="seeds 0..N-1 (default 5)")
-    bench.add_argument("--episodes", type=_positive_int, help="episodes per seed (default 2)")
+    bench.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 (default 5)")
+    bench.add_argument("--episodes", type=positive_int, help="episodes per seed (default 2)")
     bench.add_argument(
         "--episode-tasks",
-        type=_positive_int,
+        type=positive_int,
         help="tasks per evaluation episode instead of each scenario's (short smoke sweeps)",
     )
     bench.add_argument("--out", help="the sweep folder (new or empty, or the one to --resume)")
     bench.add_argument("--backend", choices=BACKENDS, help="local (default) or ray")
     bench.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         help="units at once (default: the CPU count; 1 runs in this process)",
     )
     bench.add_argument(
@@ -209,13 +209,3 @@ def cmd_bench_report(args: argparse.Namespace) -> int:
     for path in write_report(folder, reference):
         print(path)
     return 0
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value

@@ -3,6 +3,7 @@ checks of the ``--policy`` and ``--out`` values."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -29,3 +30,14 @@ def out_dir_arg(out: str | None) -> str | None:
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise CliError(f"--out: expected a folder, got the file {out!r}")
     return out
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value

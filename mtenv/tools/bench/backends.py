@@ -102,16 +102,14 @@ class LocalPool(Backend):
 
     def run(self, unit, jobs, skip=None):  # type: ignore[no-untyped-def]
         pending: dict[Any, Any] = {}
-        queue = iter(jobs)
+        todo = _unskipped(jobs, skip)
         limit = self.workers * _IN_FLIGHT_PER_WORKER
 
         def fill() -> None:
             while len(pending) < limit:
-                job = next(queue, _END)
+                job = next(todo, _END)
                 if job is _END:
                     return
-                if skip is not None and skip(job):
-                    continue
                 try:
                     future = self._executor().submit(call, unit, job)
                 except BrokenProcessPool:  # a worker died: start a new pool
@@ -127,11 +125,7 @@ class LocalPool(Backend):
                 try:
                     outcome = future.result()
                 except Exception as exc:  # the worker died (killed, out of memory)
-                    outcome = {
-                        "ok": False,
-                        "error": one_line(exc),
-                        "traceback": traceback.format_exc(),
-                    }
+                    outcome = _lost(exc)
                 yield job, outcome
             fill()
 
@@ -198,16 +192,15 @@ class RayBackend(Backend):
         ray = self._ray
         pending: dict[Any, Any] = {}
         self._in_flight = pending
-        queue = iter(jobs)
+        todo = _unskipped(jobs, skip)
         limit = self.workers * _IN_FLIGHT_PER_WORKER
 
         def fill() -> None:
             while len(pending) < limit:
-                job = next(queue, _END)
+                job = next(todo, _END)
                 if job is _END:
                     return
-                if skip is None or not skip(job):
-                    pending[self._remote.remote(unit, job)] = job
+                pending[self._remote.remote(unit, job)] = job
 
         fill()
         while pending:
@@ -217,11 +210,7 @@ class RayBackend(Backend):
                 try:
                     outcome = ray.get(ref)
                 except Exception as exc:  # the task's worker died
-                    outcome = {
-                        "ok": False,
-                        "error": one_line(exc),
-                        "traceback": traceback.format_exc(),
-                    }
+                    outcome = _lost(exc)
                 yield job, outcome
             fill()
 
@@ -277,3 +266,13 @@ def check_reachable(address: str) -> None:
 
 
 _END = object()
+
+
+def _unskipped(jobs: Iterable[Any], skip: Callable[[Any], bool] | None) -> Iterator[Any]:
+    """The jobs to run, ``skip`` asked of each only when it is about to be submitted."""
+    return (job for job in jobs if skip is None or not skip(job))
+
+
+def _lost(exc: BaseException) -> Outcome:
+    """The outcome of a unit whose worker died before it could report one."""
+    return {"ok": False, "error": one_line(exc), "traceback": traceback.format_exc()}
