@@ -177,10 +177,15 @@ def test_feedback_sums_to_the_reward_and_names_the_actions():
     chosen: list[int] = []
     seen = 0
     while True:
-        # now and then an invalid action: rejected, and reported as the reject action
+        # now and then an action the mask forbids: rejected, and reported as the reject action
         valid = np.flatnonzero(info["action_mask"])
-        action = -1 if rng.random() < 0.1 else int(rng.choice(valid))
-        chosen.append(action)
+        forbidden = np.flatnonzero(info["action_mask"] == 0)
+        if forbidden.size and rng.random() < 0.1:
+            action = int(rng.choice(forbidden))
+            chosen.append(-1)
+        else:
+            action = int(rng.choice(valid))
+            chosen.append(action)
         obs, reward, terminated, truncated, info = env.step(action)
         feedback = info["feedback"]
         assert isinstance(feedback, Feedback)

@@ -419,3 +419,62 @@ def test_explain_speaks_in_levels_and_priority_weights(capsys: pytest.CaptureFix
 
 def _priorities(name: str) -> list[dict]:
     return yaml.safe_load(shipped_scenarios()[name].read_text())["workload"]["priorities"]
+
+
+UNWRITABLE = Path("/proc/mtenv-cannot-write-here")  # no user, root included, creates files in /proc
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [*RUN, "--out", str(UNWRITABLE / "run")],
+        [*RUN, "--trace", "/proc/mtenv-trace.csv"],
+        ["train", "--scenario", "quickstart", "--agent", "q-learning", "--out", str(UNWRITABLE)],
+        ["scenarios", "schema", "--out", "/proc/mtenv-schema.md"],
+        ["render", "--scenario", "quickstart", "--policy", "random", "--out", "/proc/x.gif"],
+        ["plot", "runs", "--out", str(UNWRITABLE / "plots")],
+        ["bench", "--scenarios", "quickstart", "--policies", "random", "--out", str(UNWRITABLE)],
+    ],
+    ids=["run-out", "run-trace", "train-out", "schema-out", "render-out", "plot-out", "bench-out"],
+)
+def test_an_unwritable_output_is_refused_before_any_work(capsys, monkeypatch, argv):
+    import mtenv.agents.training as training
+    import mtenv.tools.evaluation as evaluation
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("work started before the output path was checked")
+
+    monkeypatch.setattr(evaluation, "evaluate_policy", must_not_run)
+    monkeypatch.setattr(training, "train", must_not_run)
+    code, out, err = run_cli(capsys, *argv)
+    assert code == EXIT_BAD_INPUT
+    assert "cannot write in '/proc'" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_output_under_a_file_is_refused(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, _, err = run_cli(capsys, *RUN, "--out", str(blocker / "run"))
+    assert code == EXIT_BAD_INPUT and "is not a folder" in err
+    assert blocker.read_text() == "x"
+
+
+@pytest.mark.parametrize("command", ["run", "eval", "explain", "render", "train"])
+def test_a_negative_seed_is_reported_as_the_seed(capsys, command):
+    argv = {
+        "run": [*RUN[:-4], "--seed", "-3"],
+        "eval": ["eval", "some-run", "--seed", "-3"],
+        "explain": ["explain", "--policy", "random", "--seed", "-3"],
+        "render": ["render", "--scenario", "quickstart", "--show", "--seed", "-3"],
+        "train": ["train", "--scenario", "quickstart", "--agent", "q-learning", "--out", "x"],
+    }[command]
+    if command == "train":
+        argv += ["--seed", "-3"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "argument --seed: expected an integer >= 0, got '-3'" in err
+    assert "--policy" not in err.splitlines()[-1]

@@ -19,7 +19,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import first_valid, play, registered_kwargs
+from conftest import first_valid, play, registered_kwargs, tiny_scenario
 from gymnasium.utils.env_checker import check_env, data_equivalence
 
 import mtenv
@@ -425,6 +425,42 @@ def test_plan_that_does_not_fit_is_masked_and_invalid_action_is_a_penalty(make_e
     obs, reward, terminated, truncated, info = env.step(cnn_wide_on_t4)
     assert info["invalid_action"] is True
     assert reward == pytest.approx(-0.3 - 0.5)
+
+
+@pytest.mark.parametrize(
+    ("action", "error"),
+    [
+        (1.9, TypeError),
+        (np.float64(2.0), TypeError),
+        ("3", TypeError),
+        (True, TypeError),
+        (np.bool_(False), TypeError),
+        (None, TypeError),
+        (-1, ValueError),
+        (10**6, ValueError),
+    ],
+)
+def test_step_accepts_only_integers_of_the_action_space(action, error):
+    """Nothing is truncated or reinterpreted: the call raises, names the range, and leaves the
+    env as it was (the next valid step and a render work as if it had not been made)."""
+    env = TaskAllocationEnv(tiny_scenario(), render_mode="ansi")
+    env.reset(seed=0)
+    before = env.render()
+    with pytest.raises(error, match=r"action: expected an integer in \[0, \d+\]"):
+        env.step(action)
+    assert env.render() == before
+    assert env.step(np.int64(env.reject_action))[4]["invalid_action"] is False
+    assert "last action: reject" in env.render()
+
+
+def test_numpy_integers_and_0d_arrays_are_actions(make_env):
+    env = make_env()
+    _, info = env.reset(seed=0)
+    first = int(np.flatnonzero(info["action_mask"])[0])
+    for action in (np.int64(first), np.uint8(first), np.array(first)):
+        _, _, _, _, info = env.step(action)
+        assert info["invalid_action"] is False
+        first = int(np.flatnonzero(info["action_mask"])[0])
 
 
 def test_full_queue_masks_the_device(make_env):

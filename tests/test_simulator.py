@@ -6,14 +6,18 @@ alpha and beta, trace files fix arrival times) and checks what the simulator did
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import first_valid, play
+from conftest import first_valid, play, tiny_scenario
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mtenv.core.schema import ProfileConfig
+from mtenv.envs.task_allocation import TaskAllocationEnv
 from mtenv.zoo import load_model, model_stats, serving_pool
 
 MS = 1e-3
@@ -207,3 +211,65 @@ def test_every_task_is_settled_and_time_never_goes_back(make_env):
             break
     assert sim.in_flight == 0
     assert settled == sim.arrived == 300
+
+
+_OVERLOADED = {
+    "episode_tasks": 60,
+    "devices": [
+        {"kind": "t4", "resident": ["linear"], "max_queue": 2, "memory_gb": 0.0005},
+        {"kind": "a100", "resident": ["cnn_wide"], "max_queue": 3},
+    ],
+    "workload": {"arrivals": {"process": "poisson", "rate": 4000}},
+}
+_MOVES = st.one_of(
+    st.tuples(st.just("valid"), st.floats(0, 1, exclude_max=True)),
+    st.tuples(st.just("forbidden"), st.floats(0, 1, exclude_max=True)),
+    st.tuples(st.just("reject"), st.just(0.0)),
+    st.tuples(
+        st.just("not an action"),
+        st.sampled_from([-1, 10**9, 2.5, "1", True, None, np.float32(1.0), [1]]),
+    ),
+)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(moves=st.lists(_MOVES, min_size=1, max_size=80), seed=st.integers(0, 2**16))
+def test_random_action_sequences_keep_every_invariant(moves, seed):
+    """Valid, forbidden and reject actions, and values that are not actions at all, in any
+    order: time never goes back, no device holds more weights than its memory, a non-action
+    raises and changes nothing, the step's feedback sums to its reward, and at the end every
+    arrived task is completed, dropped or rejected."""
+    env = TaskAllocationEnv(tiny_scenario(**_OVERLOADED), inference="memoized")
+    _, info = env.reset(seed=seed)
+    sim, last_now, episode_return = env.sim, 0.0, 0.0
+    for kind, value in itertools.islice(itertools.cycle(moves), 400):
+        mask = info["action_mask"].astype(bool)
+        if kind == "not an action":
+            arrived = sim.arrived
+            with pytest.raises((TypeError, ValueError)):
+                env.step(value)
+            assert sim.arrived == arrived
+            continue
+        pool = np.flatnonzero(mask if kind == "valid" else ~mask)
+        action = (
+            env.reject_action
+            if kind == "reject" or pool.size == 0
+            else pool[int(value * pool.size)]
+        )
+        _, reward, terminated, truncated, info = env.step(action)
+        episode_return += reward
+        assert info["invalid_action"] == (kind == "forbidden" and pool.size > 0)
+        assert info["feedback"]["reward"].sum() == pytest.approx(reward, abs=1e-9)
+        assert sim.now >= last_now
+        last_now = sim.now
+        assert (sim.used_bytes <= sim.capacity).all()
+        if terminated:
+            metrics = info["metrics"]
+            settled = metrics["completed"] + round(
+                (metrics["drop_rate"] + metrics["reject_rate"]) * metrics["tasks"]
+            )
+            assert metrics["tasks"] == settled == 60
+            assert metrics["episode_return"] == pytest.approx(episode_return)
+            return
+        assert not truncated
+    env.close()

@@ -54,8 +54,10 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     ``np.int8`` mask in ``info["action_mask"]`` and as booleans by :meth:`action_masks` (for
     sb3-contrib's MaskablePPO). A plan is invalid on a device whose memory cannot hold its
     models, for a task type it does not serve, or while the device's queue is full. Reject is
-    always valid. An invalid action does not raise: the task is rejected and the step costs the
-    scenario's ``invalid_action`` penalty on top.
+    always valid. An action the mask forbids does not raise: the task is rejected and the step
+    costs the scenario's ``invalid_action`` penalty on top. Anything that is not an integer of
+    the action space (a float, a bool, a string, an integer out of range) raises ``TypeError``
+    or ``ValueError`` and leaves the env as it was.
 
     ## Observation Space
 
@@ -265,8 +267,8 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._done or self._task is None:
             raise RuntimeError("step() called on a finished episode: call reset() first")
+        action = self._checked(action)
         task, sim = self._task, self.sim
-        action = int(action)
         self._last_action = action
         if self._is_dispatch(action):
             invalid = False
@@ -307,6 +309,26 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         if self.render_mode == "human":
             self.render()
         return obs, reward, terminated, False, info
+
+    def _checked(self, action: Any) -> int:
+        """``action`` as an int, if it is an integer of the action space (a Python or numpy
+        integer, or a 0-d integer array); ``TypeError`` or ``ValueError`` saying so otherwise.
+        Booleans and floats are refused rather than truncated."""
+        if isinstance(action, np.ndarray) and action.shape == ():
+            action = action[()]
+        if isinstance(action, bool | np.bool_) or not isinstance(action, numbers.Integral):
+            shown = repr(action)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise TypeError(
+                f"action: expected an integer in [0, {self.reject_action}] (numpy integers "
+                f"included), got {shown} of type {type(action).__name__}"
+            )
+        if not 0 <= action <= self.reject_action:
+            raise ValueError(
+                f"action: expected an integer in [0, {self.reject_action}] (the last rejects), "
+                f"got {int(action)}"
+            )
+        return int(action)
 
     def planned(self, action: int) -> tuple[Task, int] | None:
         """The task being decided and the plan ``action`` would serve it with; ``None`` when

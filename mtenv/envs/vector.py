@@ -326,6 +326,12 @@ class BatchedTaskAllocationEnv(VectorEnv):
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,):
             raise ValueError(f"actions: expected shape ({self.num_envs},), got {actions.shape}")
+        n = self.single_action_space.n
+        if not np.issubdtype(actions.dtype, np.integer) or ((actions < 0) | (actions >= n)).any():
+            raise ValueError(
+                f"actions: expected integers in [0, {n - 1}], got {np.array2string(actions)[:60]}"
+                f" ({actions.dtype})"
+            )
         k_envs = self.num_envs
         next_step = self.autoreset_mode == AutoresetMode.NEXT_STEP
         resetting = self._autoreset.copy() if next_step else np.zeros(k_envs, dtype=bool)

@@ -34,7 +34,13 @@ from mtenv.tools.cli_catalog import (
     cmd_zoo_card,
     cmd_zoo_train,
 )
-from mtenv.tools.cli_common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, CliError, positive_int
+from mtenv.tools.cli_common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    CliError,
+    non_negative_int,
+    positive_int,
+)
 from mtenv.tools.cli_run import cmd_plot, cmd_render, cmd_run
 
 __all__ = ["EVAL_SEED", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "CliError", "main"]
@@ -95,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         help=_POLICY_HELP,
     )
     run.add_argument("--episodes", type=positive_int, default=3)
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=non_negative_int, default=0)
     run.add_argument(
         "--inference",
         choices=["live", "memoized"],
@@ -111,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     run.add_argument("--out", default=None, help="record the run to this folder (for mtenv plot)")
     run.add_argument("--trace", default=None, help="write every decision to this CSV")
+    _add_trust_pickle(run)
     run.set_defaults(handler=cmd_run)
 
     zoo = commands.add_parser("zoo", help="the model zoo: train it, regenerate its card")
@@ -143,9 +150,10 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="decisions to record (default: one episode)",
     )
-    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--seed", type=non_negative_int, default=0)
     render.add_argument("--fps", type=positive_int, default=10)
     render.add_argument("--inference", choices=["live", "memoized"], default="memoized")
+    _add_trust_pickle(render)
     render.set_defaults(handler=cmd_render)
 
     plot = commands.add_parser("plot", help="draw a paper's figures from recorded runs")
@@ -173,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
     perf.add_argument("--tasks", type=positive_int, help="tasks of the memory episode (10^6)")
     perf.add_argument("--train-steps", type=positive_int, help="env steps a model.learn (4096)")
     perf.add_argument("--train-envs", type=positive_int, help="envs in training (8)")
-    perf.add_argument("--seed", type=int, help="first seed (0)")
+    perf.add_argument("--seed", type=non_negative_int, help="first seed (0)")
     perf.add_argument("--json", action="store_true")
     perf.set_defaults(handler=cmd_perf)
     _add_agent_commands(commands)
@@ -197,7 +205,7 @@ def _add_agent_commands(commands: Any) -> None:
         default=None,
         help="budget in env steps (default: n_timesteps of the hyperparameter file)",
     )
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--out", required=True, help="run folder (new, or the run to --resume)")
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
@@ -222,7 +230,7 @@ def _add_agent_commands(commands: Any) -> None:
     evaluate.add_argument("--episodes", type=positive_int, default=5)
     evaluate.add_argument(
         "--seed",
-        type=int,
+        type=non_negative_int,
         default=EVAL_SEED,
         help=f"first episode's seed (default {EVAL_SEED}: workloads unseen in training)",
     )
@@ -237,6 +245,7 @@ def _add_agent_commands(commands: Any) -> None:
         help="baselines to run on the same seeds, comma-separated, 'all' (default: every "
         "baseline and the oracle bound) or 'none'",
     )
+    _add_trust_pickle(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
     explain = commands.add_parser(
@@ -246,9 +255,10 @@ def _add_agent_commands(commands: Any) -> None:
     explain.add_argument(
         "--scenario", default=None, help="scenario (default: the training one, or quickstart)"
     )
-    explain.add_argument("--seed", type=int, default=EVAL_SEED)
+    explain.add_argument("--seed", type=non_negative_int, default=EVAL_SEED)
     explain.add_argument("--samples", type=positive_int, default=6, help="decisions to show")
     explain.add_argument("--trace", default=None, help="also write every decision to this CSV")
+    _add_trust_pickle(explain)
     explain.set_defaults(handler=cmd_explain)
 
 
@@ -269,6 +279,15 @@ def _add_scenario_commands(commands: Any) -> None:
     schema = sub.add_parser("schema", help="the scenario schema reference, as Markdown")
     schema.add_argument("--out", default=None, help="write it to this file instead of stdout")
     schema.set_defaults(handler=cmd_scenarios_schema)
+
+
+def _add_trust_pickle(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load a run folder's SB3 agent.zip (older mtenv versions), which runs code from "
+        "the file: only for folders you trust (agents saved now load without it)",
+    )
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:

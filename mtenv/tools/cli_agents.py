@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mtenv.tools.cli_common import EXIT_INTERRUPTED, policy_arg
+from mtenv.tools.cli_common import EXIT_INTERRUPTED, out_dir_arg, out_file_arg, policy_arg
 from mtenv.tools.cli_run import cmd_run
 
 
@@ -14,6 +14,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mtenv.agents.hyperparams import parse_override
     from mtenv.agents.training import TrainingRequest, train
 
+    out_dir_arg(args.out)
     request = TrainingRequest(
         scenario=args.scenario,
         agent=args.agent,
@@ -57,12 +58,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from mtenv.envs.task_allocation import TaskAllocationEnv
     from mtenv.tools.evaluation import run_episode
 
+    if args.trace:
+        out_file_arg(args.trace, "--trace")
     scenario = args.scenario
     if scenario is None:
         trained = is_run_folder(args.policy)
         scenario = read_manifest(Path(args.policy))["scenario_arg"] if trained else "quickstart"
     env = TaskAllocationEnv(scenario, inference="memoized")
-    policy = policy_arg(args.policy, env, args.seed)
+    policy = policy_arg(args.policy, env, args.seed, args.trust_pickle)
     traced = TracedPolicy(policy)
     traced.reset(args.seed)
     run_episode(env, traced, args.seed)

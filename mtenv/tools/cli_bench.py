@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mtenv.tools.cli_common import EXIT_INTERRUPTED, CliError, positive_int
+from mtenv.tools.cli_common import EXIT_INTERRUPTED, CliError, out_dir_arg, positive_int
 
 _DESCRIPTION = """\
 Runs every (scenario, policy, seed) cell of a sweep and appends each finished episode to
@@ -184,6 +184,7 @@ def _sweep_of(args: argparse.Namespace) -> tuple[Any, str]:
 def _required_out(out: str | None) -> str:
     if not out:
         raise CliError("--out: required: the sweep folder")
+    out_dir_arg(out)
     return out
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from mtenv.tools.cli_common import EXIT_BAD_INPUT, CliError, out_dir_arg
+from mtenv.tools.cli_common import EXIT_BAD_INPUT, out_dir_arg, out_file_arg
 
 # --- zoo -----------------------------------------------------------------------------------
 
@@ -142,11 +141,7 @@ def cmd_scenarios_schema(args: argparse.Namespace) -> int:
     if args.out is None:
         print(text, end="")
         return 0
-    out = Path(args.out)
-    if out.is_dir():
-        raise CliError(f"--out: expected a file, got the folder {args.out!r}")
-    if not out.parent.is_dir():
-        raise CliError(f"--out: no such folder {str(out.parent)!r}")
+    out = out_file_arg(args.out)
     out.write_text(text, encoding="utf-8")
     print(out)
     return 0

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mtenv.tools.cli_common import CliError, out_dir_arg, policy_arg
+from mtenv.tools.cli_common import CliError, out_dir_arg, out_file_arg, policy_arg
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -26,7 +26,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     trace = _trace_file(args.trace)
     baselines = _baseline_names(getattr(args, "baselines", "none"))
     env = TaskAllocationEnv(args.scenario, inference=args.inference, device=args.device)
-    policy = policy_arg(args.policy, env, args.seed)
+    policy = policy_arg(args.policy, env, args.seed, getattr(args, "trust_pickle", False))
     if trace is not None:
         policy = TracedPolicy(policy)
     recorder = RunRecorder(env) if out is not None else None
@@ -193,10 +193,7 @@ def _trace_file(trace: str | None) -> Path | None:
     """``--trace`` checked before any work: a CSV file in an existing folder."""
     if trace is None:
         return None
-    path = Path(trace)
-    if path.is_dir() or not path.parent.is_dir():
-        raise CliError(f"--trace: expected a CSV file in an existing folder, got {trace!r}")
-    return path
+    return out_file_arg(trace, "--trace")
 
 
 def _run_folder(out: str | None) -> Path | None:
@@ -208,6 +205,7 @@ def _run_folder(out: str | None) -> Path | None:
         not path.is_dir() or (any(path.iterdir()) and not (path / "run.json").exists())
     ):
         raise CliError(f"--out: expected a new folder or an earlier recording, got {out!r}")
+    out_dir_arg(out)
     return path
 
 
@@ -245,9 +243,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         out = None if args.show else check_video_path(args.out)
     except VideoError as exc:
         raise CliError(f"render: {exc}") from None
+    if out is not None:
+        out_file_arg(args.out)
     mode = "human" if args.show else "rgb_array"
     env = TaskAllocationEnv(args.scenario, render_mode=mode, inference=args.inference)
-    policy = policy_arg(args.policy, env, args.seed)
+    policy = policy_arg(args.policy, env, args.seed, getattr(args, "trust_pickle", False))
     env.metadata = {**env.metadata, "render_fps": args.fps}
     policy.reset(args.seed)
     obs, info = env.reset(seed=args.seed)
