@@ -96,8 +96,9 @@ class Learner(Policy, Protocol):
     resumed) and writes checkpoints into ``run_dir/checkpoints``; after a kill, a fresh learner
     built with the same hyperparameters calls ``resume(run_dir)`` (which returns the steps already
     done) and then ``learn`` again continues the same run. ``save`` writes the trained agent into
-    ``folder`` (``agent.npz`` or ``agent.zip``); ``load`` reads it back for an env with the same
-    spaces, raising :class:`AgentLoadError` on a corrupted or mismatched file.
+    ``folder`` (``agent.npz``, or ``agent.json`` + ``agent.safetensors``: no pickle); ``load``
+    reads it back for an env with the same spaces, raising :class:`AgentLoadError` on a
+    corrupted or mismatched file.
     ``action_values`` explains a decision: one number per action (Q-values, or the policy's
     probabilities), NaN where the mask forbids the action.
     """

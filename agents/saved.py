@@ -10,13 +10,15 @@ from mtenv.agents.interfaces import AgentLoadError, Learner, Policy
 from mtenv.agents.training import MANIFEST, learner_class, read_manifest
 
 
-def load_agent(folder: str | Path, env: gym.Env) -> Learner:
+def load_agent(folder: str | Path, env: gym.Env, trust_pickle: bool = False) -> Learner:
     """The agent trained into ``folder`` (by ``mtenv train``), ready to act on ``env``.
 
-    Checks the manifest's format and version, that training finished, and that ``env`` has the
-    observation features and actions the agent was trained on; then the learner checks its own
-    file. Any problem raises :class:`AgentLoadError` naming the file and the field. PPO agents
-    are SB3 zips, which unpickle code when loaded: load only folders you trust.
+    Checks the manifest's format, version and fields, that training finished, and that ``env``
+    has the observation features and actions the agent was trained on; then the learner checks
+    its own files. Any problem raises :class:`AgentLoadError` naming the file and the field.
+    Saved agents load without pickle (``agent.npz``; ``agent.json`` + ``agent.safetensors``).
+    A PPO run folder of an older mtenv holding only an SB3 ``agent.zip``, which runs code when
+    loaded, is refused unless ``trust_pickle``.
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -36,6 +38,8 @@ def load_agent(folder: str | Path, env: gym.Env) -> Learner:
         cls = learner_class(manifest["agent"])
     except ValueError as exc:
         raise AgentLoadError(f"{path}: agent: {exc}") from None
+    if manifest["agent"] in ("ppo", "maskable-ppo"):
+        return cls.load(folder, env, trust_pickle=trust_pickle)  # type: ignore[call-arg]
     return cls.load(folder, env)
 
 
@@ -52,15 +56,28 @@ def _check_same(path: Path, key: str, saved: object, expected: list[str], scenar
     raise AgentLoadError(f"{path}: {key}: the agent was trained on another scenario ({detail})")
 
 
+def refuse_pickled_agent(folder: str | Path) -> None:
+    """:class:`AgentLoadError` when the run folder's agent is an SB3 ``agent.zip`` only (what
+    :func:`load_agent` refuses without ``trust_pickle``): a check to make before any work."""
+    from mtenv.agents.ppo.storage import zip_refusal
+
+    refusal = zip_refusal(Path(folder))
+    if refusal is not None:
+        raise AgentLoadError(refusal)
+
+
 def is_run_folder(spec: str | Path) -> bool:
     """Whether a ``--policy`` value names a training run folder rather than a baseline."""
     return Path(spec).is_dir()
 
 
-def resolve_policy(spec: str, env: gym.Env, seed: int | None = None) -> Policy:
-    """A baseline by name (``"round-robin"``) or a trained agent by run folder."""
+def resolve_policy(
+    spec: str, env: gym.Env, seed: int | None = None, trust_pickle: bool = False
+) -> Policy:
+    """A baseline by name (``"round-robin"``) or a trained agent by run folder (an SB3
+    ``agent.zip`` only with ``trust_pickle``, see :func:`load_agent`)."""
     if is_run_folder(spec):
-        return load_agent(spec, env)
+        return load_agent(spec, env, trust_pickle=trust_pickle)
     from mtenv.agents.policies import make_policy
 
     return make_policy(spec, env, seed)

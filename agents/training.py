@@ -6,12 +6,14 @@
 * ``manifest.json``: format and version, agent kind, scenario and env id, seed, budget, steps
   done, hyperparameters, package versions, feature names and action labels (what a later load
   checks), CPU and wall seconds, and whether training finished;
-* ``agent.npz`` (tabular, numpy only) or ``agent.zip`` (PPO; loading it unpickles code);
+* the agent: ``agent.npz`` (tabular) or ``agent.json`` + ``agent.safetensors`` (PPO), both
+  read without pickle;
 * ``scenario.yaml``: the scenario resolved, defaults filled in;
 * ``hyperparameters.yml``: exactly what the learner was built with, ``n_timesteps`` included;
 * ``learning_curve.csv`` (``step,episode_return``, one row per finished training episode) and
   ``learning_curve.png`` (when matplotlib is installed);
-* ``checkpoints/`` (and for PPO ``eval/`` and ``tensorboard/``).
+* ``checkpoints/`` (for PPO, SB3 zips that unpickle code: only ``resume`` reads them;
+  and ``eval/`` and ``tensorboard/``).
 
 Nothing is written before every input has been checked. A killed run is continued by the same
 call with ``resume=True``: the learner restores its last checkpoint and the learning curve drops
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 import time
@@ -35,6 +38,7 @@ import yaml
 
 from mtenv.agents.hyperparams import FILES, HyperparameterError, hyperparameters_for
 from mtenv.agents.interfaces import AgentLoadError, EnvConfig, Learner
+from mtenv.agents.limits import MAX_JSON_BYTES, read_json
 
 MANIFEST = "manifest.json"
 FORMAT = "mtenv-agent"
@@ -253,30 +257,64 @@ def _check_new_folder(out: Path) -> None:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
-    """A run folder's manifest, checked for format and version."""
+    """A run folder's manifest, every field checked (:data:`MANIFEST_FIELDS`); a file above
+    :data:`~mtenv.agents.limits.MAX_JSON_BYTES` is refused unread. Problems raise one
+    :class:`AgentLoadError` line naming the file, the field and what was expected."""
     path = Path(folder) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AgentLoadError(
-            f"{path}: not found; expected a folder written by `mtenv train`"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AgentLoadError(f"{path}: unreadable ({exc})") from None
+    if not path.exists():
+        raise AgentLoadError(f"{path}: not found; expected a folder written by `mtenv train`")
+    manifest = read_json(path, MAX_JSON_BYTES)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise AgentLoadError(f"{path}: format: expected {FORMAT!r}")
     if manifest.get("version") != FORMAT_VERSION:
         raise AgentLoadError(
             f"{path}: version: expected {FORMAT_VERSION}, got {manifest.get('version')!r}"
         )
-    for key in ("agent", "scenario", "seed", "hyperparameters", "feature_names"):
+    for key, (check, expected) in MANIFEST_FIELDS.items():
         if key not in manifest:
-            raise AgentLoadError(f"{path}: {key}: missing")
-    if manifest["agent"] not in LEARNERS:
-        raise AgentLoadError(
-            f"{path}: agent: expected one of {', '.join(LEARNERS)}, got {manifest['agent']!r}"
-        )
+            raise AgentLoadError(f"{path}: {key}: missing; expected {expected}")
+        if not check(manifest[key]):
+            shown = repr(manifest[key])
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise AgentLoadError(f"{path}: {key}: expected {expected}, got {shown}")
     return manifest
+
+
+def _is_int(value: Any, least: int | None = None) -> bool:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return ok and (least is None or value >= least)
+
+
+def _is_seconds(value: Any) -> bool:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value >= 0
+
+
+def _is_names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+MANIFEST_FIELDS: dict[str, tuple[Any, str]] = {
+    "agent": (lambda v: v in LEARNERS, f"one of {', '.join(LEARNERS)}"),
+    "scenario": (lambda v: isinstance(v, str), "a scenario name"),
+    "scenario_arg": (lambda v: isinstance(v, str), "a scenario name or path"),
+    "env_id": (lambda v: isinstance(v, str), "an env id"),
+    "env_kwargs": (lambda v: isinstance(v, dict), "a JSON object"),
+    "seed": (_is_int, "an integer"),
+    "total_steps": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "steps_done": (lambda v: _is_int(v, 0), "an integer >= 0"),
+    "hyperparameters": (lambda v: isinstance(v, dict), "a JSON object"),
+    "versions": (
+        lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+        "an object of version strings",
+    ),
+    "feature_names": (_is_names, "a list of names"),
+    "action_labels": (_is_names, "a list of names"),
+    "cpu_time_s": (_is_seconds, "a number of seconds >= 0"),
+    "wall_time_s": (_is_seconds, "a number of seconds >= 0"),
+    "complete": (lambda v: isinstance(v, bool), "true or false"),
+}
+"""Every field of a manifest after ``format`` and ``version``: its check and what it expects."""
 
 
 def _previous_manifest(out: Path, request: TrainingRequest) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """The PPO learners: they learn, respect masks, save, load, refuse bad files and resume.
 
+The SB3 zips here are checkpoints and the ``agent.zip`` of older run folders, loaded with
+``trust_pickle=True``; agents saved without pickle: ``test_saved_agents.py``.
+
 Budgets are tiny (a few thousand steps on a tiny scenario): the tests check behaviour, the
 tuned budgets live in the hyperparameter files.
 """
@@ -23,7 +26,7 @@ from mtenv.agents.hyperparams import hyperparameters_for
 from mtenv.agents.interfaces import AgentLoadError, EnvConfig, Learner
 from mtenv.agents.ppo.learner import MaskablePPOAgent, PPOAgent, SB3Learner
 from mtenv.agents.ppo.settings import TrainingSettings
-from mtenv.agents.ppo.storage import AGENT_FILE, META_MEMBER, checkpoints
+from mtenv.agents.ppo.storage import META_MEMBER, ZIP_FILE, checkpoints, write_zip
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -180,7 +183,8 @@ def test_act_never_breaks_the_mask(mixed, kind):
 def test_save_and_load_give_identical_actions(clear_winner, tmp_path):
     agent, env, _ = clear_winner
     path = agent.save(tmp_path)
-    assert path == tmp_path / AGENT_FILE
+    assert path == tmp_path / "agent.json"
+    assert not (tmp_path / ZIP_FILE).exists()
     loaded = MaskablePPOAgent.load(tmp_path, env)
     assert loaded.hyperparameters == agent.hyperparameters
     for obs, mask in episode_observations(env, agent, seed=11):
@@ -204,21 +208,31 @@ def rewrite_zip(source: Path, target: Path, changes: dict[str, bytes | None]) ->
 
 @pytest.fixture
 def saved(clear_winner, tmp_path) -> Path:
+    """The agent as an ``agent.zip``, what older mtenv versions saved."""
     agent, _, _ = clear_winner
-    return agent.save(tmp_path / "good")
+    path = tmp_path / "good" / ZIP_FILE
+    write_zip(agent.model, agent._meta(), path)
+    return path
+
+
+def test_a_trusted_zip_loads_and_acts_like_the_agent(clear_winner, saved):
+    agent, env, _ = clear_winner
+    loaded = MaskablePPOAgent.load(saved.parent, env, trust_pickle=True)
+    for obs, mask in episode_observations(env, agent, seed=11):
+        assert loaded.act(obs, mask) == agent.act(obs, mask)
 
 
 def test_load_refuses_a_missing_file(clear_winner, tmp_path):
     _, env, _ = clear_winner
-    with pytest.raises(AgentLoadError, match=r"nowhere.*agent\.zip.*no such file"):
+    with pytest.raises(AgentLoadError, match=r"nowhere.*agent\.json: no such file"):
         MaskablePPOAgent.load(tmp_path / "nowhere", env)
 
 
 def test_load_refuses_a_file_that_is_not_a_zip(clear_winner, tmp_path):
     _, env, _ = clear_winner
-    (tmp_path / AGENT_FILE).write_text("not a zip")
+    (tmp_path / ZIP_FILE).write_text("not a zip")
     with pytest.raises(AgentLoadError, match=r"agent\.zip: not a zip file"):
-        MaskablePPOAgent.load(tmp_path, env)
+        MaskablePPOAgent.load(tmp_path, env, trust_pickle=True)
 
 
 def test_load_refuses_a_truncated_zip(clear_winner, saved, tmp_path):
@@ -226,36 +240,36 @@ def test_load_refuses_a_truncated_zip(clear_winner, saved, tmp_path):
     folder = tmp_path / "truncated"
     folder.mkdir()
     data = saved.read_bytes()
-    (folder / AGENT_FILE).write_bytes(data[: len(data) // 2])
+    (folder / ZIP_FILE).write_bytes(data[: len(data) // 2])
     with pytest.raises(AgentLoadError, match="corrupted"):
-        MaskablePPOAgent.load(folder, env)
+        MaskablePPOAgent.load(folder, env, trust_pickle=True)
 
 
 def test_load_refuses_an_sb3_zip_not_saved_by_mtenv(clear_winner, tmp_path):
     agent, env, _ = clear_winner
-    agent.model.save(tmp_path / AGENT_FILE)
+    agent.model.save(tmp_path / ZIP_FILE)
     with pytest.raises(AgentLoadError, match=f"stable-baselines3 zip without {META_MEMBER}"):
-        MaskablePPOAgent.load(tmp_path, env)
+        MaskablePPOAgent.load(tmp_path, env, trust_pickle=True)
 
 
 def test_load_refuses_corrupted_model_data(clear_winner, saved, tmp_path):
     _, env, _ = clear_winner
-    rewrite_zip(saved, tmp_path / "bad" / AGENT_FILE, {"policy.pth": b"garbage"})
+    rewrite_zip(saved, tmp_path / "bad" / ZIP_FILE, {"policy.pth": b"garbage"})
     with pytest.raises(AgentLoadError, match="stable-baselines3 cannot load it"):
-        MaskablePPOAgent.load(tmp_path / "bad", env)
+        MaskablePPOAgent.load(tmp_path / "bad", env, trust_pickle=True)
 
 
 def test_load_refuses_invalid_metadata(clear_winner, saved, tmp_path):
     _, env, _ = clear_winner
-    rewrite_zip(saved, tmp_path / "bad" / AGENT_FILE, {META_MEMBER: b"{not json"})
+    rewrite_zip(saved, tmp_path / "bad" / ZIP_FILE, {META_MEMBER: b"{not json"})
     with pytest.raises(AgentLoadError, match=f"{META_MEMBER} is not valid"):
-        MaskablePPOAgent.load(tmp_path / "bad", env)
+        MaskablePPOAgent.load(tmp_path / "bad", env, trust_pickle=True)
 
 
 def test_load_refuses_an_agent_of_another_kind(clear_winner, saved):
     _, env, _ = clear_winner
     with pytest.raises(AgentLoadError, match="a 'maskable-ppo' agent, expected 'ppo'"):
-        PPOAgent.load(saved.parent, env)
+        PPOAgent.load(saved.parent, env, trust_pickle=True)
 
 
 def test_load_refuses_an_env_with_another_observation_shape(clear_winner, saved, mixed):
@@ -264,7 +278,7 @@ def test_load_refuses_an_env_with_another_observation_shape(clear_winner, saved,
     expected = rf"observation shape \({clear_env.observation_space.shape[0]},\) in the file, "
     expected += rf"\({other_env.observation_space.shape[0]},\) in the env"
     with pytest.raises(AgentLoadError, match=expected):
-        MaskablePPOAgent.load(saved.parent, other_env)
+        MaskablePPOAgent.load(saved.parent, other_env, trust_pickle=True)
 
 
 def test_load_refuses_another_action_count(clear_winner, saved, tmp_path):
@@ -272,10 +286,10 @@ def test_load_refuses_another_action_count(clear_winner, saved, tmp_path):
     with zipfile.ZipFile(saved) as archive:
         meta = json.loads(archive.read(META_MEMBER))
     meta["n_actions"] += 2
-    rewrite_zip(saved, tmp_path / "bad" / AGENT_FILE, {META_MEMBER: json.dumps(meta).encode()})
+    rewrite_zip(saved, tmp_path / "bad" / ZIP_FILE, {META_MEMBER: json.dumps(meta).encode()})
     n = env.action_space.n
     with pytest.raises(AgentLoadError, match=f"action count {n + 2} in the file, {n} in the env"):
-        MaskablePPOAgent.load(tmp_path / "bad", env)
+        MaskablePPOAgent.load(tmp_path / "bad", env, trust_pickle=True)
 
 
 def test_load_refuses_a_scenario_with_other_devices(clear_winner, saved, tmp_path):
@@ -284,7 +298,7 @@ def test_load_refuses_a_scenario_with_other_devices(clear_winner, saved, tmp_pat
     other_env = scenario_config(tmp_path, other).make()
     assert other_env.observation_space.shape == env.observation_space.shape
     with pytest.raises(AgentLoadError, match=r"feature_names\[\d+\] is '[^']*a100"):
-        MaskablePPOAgent.load(saved.parent, other_env)
+        MaskablePPOAgent.load(saved.parent, other_env, trust_pickle=True)
 
 
 def credit(info: dict) -> list[tuple[int, float]]:

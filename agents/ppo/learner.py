@@ -11,15 +11,19 @@ included: :mod:`mtenv.agents.ppo.rollouts`.
 
 A run folder holds::
 
+    agent.json, agent.safetensors  the trained agent: what the network is, and its weights
     checkpoints/step_<n>.zip   the model after n env steps (written atomically; the last few kept)
     eval/evaluations.npz       greedy evaluation returns (and best_model.zip, the best of them)
     tensorboard/run_0/         TensorBoard event files (when ``tensorboard`` is installed)
 
-Saved agents and checkpoints are stable-baselines3 zips, which hold cloudpickled Python objects:
-**loading one runs code from the file; load only files you trust.** Before unpickling anything
-:meth:`SB3Learner.load` reads the plain-JSON ``mtenv-agent.json`` member added to every zip and
-refuses a file of another kind or one trained for an env with different spaces (the format:
-:mod:`mtenv.agents.ppo.storage`).
+The saved agent holds no pickle and runs no code when loaded: :meth:`SB3Learner.load` rebuilds
+the policy from the JSON and reads the weights with safetensors, checking every field
+(:mod:`mtenv.agents.ppo.policy_files`). Checkpoints are stable-baselines3 zips, which hold
+cloudpickled Python objects: **loading one runs code from the file.** Only :meth:`resume` reads
+them; an ``agent.zip`` (run folders of older mtenv versions) loads only with
+``trust_pickle=True``. Before unpickling anything the plain-JSON ``mtenv-agent.json`` member of
+the zip is read, and a file of another kind or one trained for an env with different spaces is
+refused (:mod:`mtenv.agents.ppo.storage`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from mtenv.agents.interfaces import AgentLoadError, EnvConfig, TrainingCallback
 from mtenv.agents.policies import make_policy
 from mtenv.agents.ppo.candidates import CandidatePolicy, MaskableCandidatePolicy, layout_indices
 from mtenv.agents.ppo.imitation import Demonstrations, TeacherPull, clone, collect, pick_teacher
+from mtenv.agents.ppo.policy_files import ALGORITHMS, JSON_FILE, read_policy, write_policy
 from mtenv.agents.ppo.rollouts import (
     Checkpointer,
     CreditToDecisions,
@@ -53,16 +58,18 @@ from mtenv.agents.ppo.rollouts import (
 )
 from mtenv.agents.ppo.settings import TrainingSettings, teacher_names
 from mtenv.agents.ppo.storage import (
-    AGENT_FILE,
     CHECKPOINT_PREFIX,
     KEEP_CHECKPOINTS,
     META_MEMBER,
+    ZIP_FILE,
     AgentMeta,
     check_compatible,
     checkpoints,
     env_descriptions,
     write_zip,
+    zip_refusal,
 )
+from mtenv.agents.training import package_versions
 from mtenv.envs.observation import ObservationLayout
 from mtenv.zoo.store import atomic_path
 
@@ -103,6 +110,8 @@ class SB3Learner:
             else None
         )
         self.model: BaseAlgorithm | None = None
+        self._saved_policy: Any = None  # the policy of an agent loaded from agent.safetensors
+        self._saved_steps = 0
 
     # --- Policy ---------------------------------------------------------------------------
 
@@ -120,7 +129,7 @@ class SB3Learner:
         raise NotImplementedError
 
     def _probabilities(self, observation: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        policy = self._trained().policy
+        policy = self._policy()
         obs, _ = policy.obs_to_tensor(np.asarray(observation, dtype=np.float32))
         with torch.no_grad():
             if mask is None:
@@ -131,8 +140,19 @@ class SB3Learner:
 
     def _trained(self) -> BaseAlgorithm:
         if self.model is None:
+            if self._saved_policy is not None:
+                raise RuntimeError(
+                    f"{self.kind}: loaded from {JSON_FILE}, which holds no training state: "
+                    "continue a run from its checkpoints with `mtenv train ... --resume`"
+                )
             raise RuntimeError(f"{self.kind}: no model yet: call learn, resume or load first")
         return self.model
+
+    def _policy(self) -> Any:
+        """The policy that acts: the trained model's, or the one loaded from a saved agent."""
+        if self.model is None and self._saved_policy is not None:
+            return self._saved_policy
+        return self._trained().policy
 
     # --- training -------------------------------------------------------------------------
 
@@ -151,6 +171,8 @@ class SB3Learner:
         torch.set_num_threads(1)
         run_dir = Path(run_dir)
         settings = self.settings
+        if self.model is None and self._saved_policy is not None:
+            self._trained()  # says why a saved agent cannot train on
         start = 0 if self.model is None else self.model.num_timesteps
         if start >= total_steps:
             return
@@ -329,22 +351,54 @@ class SB3Learner:
     # --- saved agents ---------------------------------------------------------------------
 
     def save(self, folder: Path) -> Path:
-        """Write the trained agent to ``folder/agent.zip`` (an SB3 zip: loading it unpickles
-        code) and return its path."""
-        path = Path(folder) / AGENT_FILE
-        write_zip(self._trained(), self._meta(), path)
-        return path
+        """Write the trained agent to ``folder/agent.json`` and ``folder/agent.safetensors``
+        (no pickle) and return the JSON's path."""
+        policy = self._policy()
+        steps = self.model.num_timesteps if self.model is not None else self._saved_steps
+        description = {
+            "kind": self.kind,
+            "algorithm": ALGORITHMS[self.kind],
+            "observation_shape": list(self.observation_space.shape or ()),
+            "n_actions": int(self.action_space.n),
+            "feature_names": self.feature_names,
+            "action_labels": self.action_labels,
+            "hyperparameters": self.hyperparameters,
+            "num_timesteps": int(steps),
+            "versions": package_versions(),
+        }
+        return write_policy(Path(folder), policy, description)
 
     @classmethod
-    def load(cls, folder: Path, env: gym.Env) -> SB3Learner:
-        """The agent saved in ``folder/agent.zip``, for ``env``.
+    def load(cls, folder: Path, env: gym.Env, trust_pickle: bool = False) -> SB3Learner:
+        """The agent saved in ``folder``, for ``env``.
 
-        The file's ``mtenv-agent.json`` is checked first (kind, observation shape, action count,
-        feature names and action labels against ``env``), then SB3 loads the zip. Any failure
-        raises :class:`AgentLoadError` naming the file. SB3 zips hold cloudpickled objects:
-        loading one runs code from the file, so load only files you trust.
+        ``agent.json`` and ``agent.safetensors`` are read without pickle, every field checked
+        against ``env`` (:mod:`mtenv.agents.ppo.policy_files`). A folder holding only an
+        ``agent.zip`` (older mtenv versions) is refused unless ``trust_pickle``: SB3 zips hold
+        cloudpickled objects, and loading one runs code from the file. Any failure raises
+        :class:`AgentLoadError` naming the file.
         """
-        path = Path(folder) / AGENT_FILE
+        folder = Path(folder)
+        refusal = zip_refusal(folder)
+        if refusal is not None:
+            if not trust_pickle:
+                raise AgentLoadError(refusal)
+            return cls._load_zip(folder / ZIP_FILE, env)
+        policy, description = read_policy(folder, cls.kind, env)
+        try:
+            agent = cls(env, **description["hyperparameters"])
+        except (TypeError, ValueError) as error:
+            raise AgentLoadError(
+                f"{folder / JSON_FILE}: field hyperparameters: not valid ({error})"
+            ) from None
+        agent._saved_policy = policy
+        agent._saved_steps = description["num_timesteps"]
+        return agent
+
+    @classmethod
+    def _load_zip(cls, path: Path, env: gym.Env) -> SB3Learner:
+        """An ``agent.zip``: its ``mtenv-agent.json`` checked first (kind, observation shape,
+        action count, feature names and action labels against ``env``), then unpickled by SB3."""
         meta = AgentMeta.read(path)
         if meta.kind != cls.kind:
             raise AgentLoadError(
@@ -411,7 +465,7 @@ class MaskablePPOAgent(SB3Learner):
     eval_callback = MaskableEvalCallback
 
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
-        action, _ = self._trained().predict(
+        action, _ = self._policy().predict(
             observation, action_masks=np.asarray(mask).astype(bool), deterministic=True
         )
         return int(action)

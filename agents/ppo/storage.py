@@ -1,12 +1,15 @@
-"""The files of the PPO learners: the saved agent (``agent.zip``) and the run's checkpoints
-(``checkpoints/step_<n>.zip``), both stable-baselines3 zips with one member added,
-``mtenv-agent.json``.
+"""The stable-baselines3 zips of the PPO learners: the run's checkpoints
+(``checkpoints/step_<n>.zip``) and the ``agent.zip`` that run folders of older mtenv versions
+hold instead of ``agent.json`` + ``agent.safetensors`` (:mod:`mtenv.agents.ppo.policy_files`).
+Each is an SB3 zip with one member added, ``mtenv-agent.json``.
 
-SB3 zips hold cloudpickled Python objects: **loading one runs code from the file; load only
-files you trust.** ``mtenv-agent.json`` is plain JSON (:class:`AgentMeta`): the agent's kind,
-the spaces and the env descriptions it was trained for, its hyperparameters and its env steps,
-so that a file of another kind, or one trained for an env with different spaces, is refused
-before anything in it is unpickled.
+SB3 zips hold cloudpickled Python objects: **loading one runs code from the file.** mtenv
+loads them only to resume training (``mtenv train --resume``) and, for an ``agent.zip``, when
+asked to trust it (``--trust-pickle``, ``trust_pickle=True``). ``mtenv-agent.json`` is plain
+JSON (:class:`AgentMeta`): the agent's kind, the spaces and the env descriptions it was trained
+for, its hyperparameters and its env steps, so that a file of another kind, or one trained for
+an env with different spaces, is refused before anything in it is unpickled. A zip above
+:data:`~mtenv.agents.limits.MAX_ZIP_BYTES` is refused unread.
 """
 
 from __future__ import annotations
@@ -21,11 +24,16 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 
 from mtenv.agents.interfaces import AgentLoadError
+from mtenv.agents.limits import MAX_ZIP_BYTES, check_size
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-AGENT_FILE = "agent.zip"
+ZIP_FILE = "agent.zip"
+"""The saved agent of run folders written before agents were saved without pickle."""
+JSON_FILE = "agent.json"
+WEIGHTS_FILE = "agent.safetensors"
+"""The saved agent now: its description and its weights (:mod:`mtenv.agents.ppo.policy_files`)."""
 META_MEMBER = "mtenv-agent.json"
 """The zip member with the agent's kind and the spaces it was trained for (plain JSON)."""
 FORMAT = "mtenv-sb3-agent"
@@ -68,7 +76,8 @@ class AgentMeta:
         """The metadata of the zip at ``path``; :class:`AgentLoadError` naming the file when it
         is missing, not a zip, or not an mtenv agent."""
         if not path.is_file():
-            raise AgentLoadError(f"{path}: no such file (expected a saved agent, {AGENT_FILE})")
+            raise AgentLoadError(f"{path}: no such file (expected a saved agent, {ZIP_FILE})")
+        check_size(path, MAX_ZIP_BYTES)
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
@@ -108,6 +117,19 @@ class AgentMeta:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise AgentLoadError(f"{path}: {META_MEMBER} is not valid ({error})") from None
+
+
+def zip_refusal(folder: Path) -> str | None:
+    """Why ``folder``'s agent is not loaded without ``trust_pickle``: it is an SB3 zip only
+    (``None`` when the folder has an ``agent.json``, or no ``agent.zip``)."""
+    folder = Path(folder)
+    if (folder / JSON_FILE).exists() or not (folder / ZIP_FILE).exists():
+        return None
+    return (
+        f"{folder / ZIP_FILE}: a stable-baselines3 zip, which runs code when loaded, and no "
+        f"{JSON_FILE}: load it only if you trust it, with --trust-pickle (trust_pickle=True); "
+        "`mtenv train ... --resume` on the run re-saves it without pickle"
+    )
 
 
 def env_descriptions(env: gym.Env) -> tuple[list[str] | None, list[str] | None]:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from mtenv.agents.interfaces import AgentLoadError
+from mtenv.agents.limits import MAX_NPZ_BYTES, check_size
 
 FORMAT = "mtenv-tabular"
 FORMAT_VERSION = 1
@@ -67,9 +68,11 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> None
 
 def read_fields(path: Path, expected: dict[str, tuple[str, int]]) -> dict[str, np.ndarray]:
     """Every expected field of an ``.npz`` (read without pickle), with its dtype and rank
-    checked, and the format marker and version."""
+    checked, and the format marker and version; a file above
+    :data:`~mtenv.agents.limits.MAX_NPZ_BYTES` is refused unread."""
     if not path.is_file():
         raise AgentLoadError(f"{path}: no such file; expected a saved tabular agent")
+    check_size(path, MAX_NPZ_BYTES)
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):

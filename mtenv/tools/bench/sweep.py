@@ -332,6 +332,7 @@ def parse_policies(
 def _check_runs(policies: list[PolicySpec], scenarios: list[ScenarioSpec]) -> None:
     """Each run folder is a finished training run of every scenario it will be evaluated on."""
     from mtenv.agents.interfaces import AgentLoadError
+    from mtenv.agents.saved import refuse_pickled_agent
     from mtenv.agents.training import read_manifest
 
     names: dict[str, str] = {}
@@ -347,6 +348,10 @@ def _check_runs(policies: list[PolicySpec], scenarios: list[ScenarioSpec]) -> No
                 "with `mtenv train ... --resume`"
             )
         _check_learner_installed(manifest["agent"])
+        try:  # the sweep's workers load agents without pickle only
+            refuse_pickled_agent(policy.run_dir or "")
+        except AgentLoadError as exc:
+            raise CliError(f"--policies: {exc}") from None
         for scenario in scenarios:
             if scenario.base not in names:
                 names[scenario.base] = _scenario_name(scenario)
