@@ -562,3 +562,16 @@ def test_maskable_ppo_reports_episodes_from_the_batched_env(tmp_path):
     returns = [info["r"] for info in model.ep_info_buffer]
     assert len(returns) >= 8 and all(math.isfinite(r) for r in returns)
     vec.close()
+
+
+@pytest.mark.parametrize(
+    "actions", [np.array([0, 99]), np.array([0.0, 1.0]), np.array([True, False]), np.array([-1, 0])]
+)
+def test_actions_are_checked_before_any_sub_env_steps(actions):
+    vec = batched("quickstart", num_envs=2, episode_tasks=5)
+    vec.reset(seed=0)
+    before = [env.sim.arrived for env in vec.envs]
+    with pytest.raises(ValueError, match=r"actions: expected integers in \[0, \d+\]"):
+        vec.step(actions)
+    assert [env.sim.arrived for env in vec.envs] == before
+    vec.close()
