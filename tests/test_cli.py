@@ -278,6 +278,8 @@ def test_scenarios_show_loads_back_to_an_equal_scenario(
     printed = tmp_path / f"{name}.yaml"
     printed.write_text(out, encoding="utf-8")
     original = load_scenario(name)
+    if original.workload.arrivals.process == "trace":  # loading reads the trace: copy it along
+        shutil.copytree(Path(original.source).parent / "traces", tmp_path / "traces")
     reloaded = load_scenario(printed)
     assert reloaded.model_copy(update={"source": None}) == original.model_copy(
         update={"source": None}

@@ -506,6 +506,7 @@ def test_extends_an_inherited_trace_still_finds_its_file(tmp_path: Path) -> None
     raw = quickstart_raw()
     raw["workload"]["arrivals"] = {"process": "trace", "path": "trace.csv"}
     write_yaml(tmp_path / "base" / "base.yaml", raw)
+    (tmp_path / "base" / "trace.csv").write_text("timestamp\n0\n1\n", encoding="utf-8")
     child = write_yaml(tmp_path / "child.yaml", {"extends": "base/base.yaml"})
     path = load_scenario(child).workload.arrivals.path
     assert (tmp_path / path).resolve() == (tmp_path / "base" / "trace.csv").resolve()

@@ -216,7 +216,7 @@ def test_every_task_is_settled_and_time_never_goes_back(make_env):
 _OVERLOADED = {
     "episode_tasks": 60,
     "devices": [
-        {"kind": "t4", "resident": ["linear"], "max_queue": 2, "memory_gb": 0.0005},
+        {"kind": "t4", "max_queue": 2, "memory_gb": 0.0005},
         {"kind": "a100", "resident": ["cnn_wide"], "max_queue": 3},
     ],
     "workload": {"arrivals": {"process": "poisson", "rate": 4000}},

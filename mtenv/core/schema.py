@@ -5,7 +5,10 @@ process, task types with their SLOs, difficulty and priority mix), the profile s
 weights and the episode length. It configures the simulator the way a Jumanji generator's config
 does; the simulator reads it and nothing else. Every field is checked by pydantic, and the names
 a scenario refers to (zoo models, device kinds, the models of plans and resident sets) are
-resolved here, so that a :class:`Scenario` that exists can be run.
+resolved here, and what the simulator needs is checked (:mod:`mtenv.core.feasibility`: unique
+device names, resident models that fit, a plan that fits somewhere for every task type), so that
+a :class:`Scenario` that exists can be run. Types are strict (``true`` is not a number, ``"5"``
+not an integer) and sizes bounded (:mod:`mtenv.core.limits`): a file may come from someone else.
 
 Reading one from YAML (with ``extends``) and turning pydantic's errors into one line per problem
 is :mod:`mtenv.io.scenario_files`; the Markdown reference of every field is
@@ -29,13 +32,27 @@ from pydantic import (
     model_validator,
 )
 
+from mtenv.core import limits as lim
 from mtenv.core.devices import DEVICE_KINDS, DeviceSpec, device_spec
+from mtenv.core.limits import excerpt
 from mtenv.core.plans import CascadePlan, EnsemblePlan, MultiTaskPlan, Plan, SinglePlan
 from mtenv.core.profiles import ProfileScale
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0, le=lim.MAX_AMOUNT, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, le=lim.MAX_AMOUNT, allow_inf_nan=False)]
 Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Rate = Annotated[float, Field(ge=lim.MIN_RATE, le=lim.MAX_RATE, allow_inf_nan=False)]
+RateOrZero = Annotated[float, Field(ge=0, le=lim.MAX_RATE, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(ge=0, le=lim.MAX_SECONDS, allow_inf_nan=False)]
+Sojourn = Annotated[float, Field(ge=lim.MIN_SECONDS, le=lim.MAX_SECONDS, allow_inf_nan=False)]
+Gigabytes = Annotated[float, Field(gt=0, le=lim.MAX_MEMORY_GB, allow_inf_nan=False)]
+Name = Annotated[str, Field(min_length=1, max_length=lim.MAX_NAME_CHARS)]
+
+
+def _zero_or_rate(name: str, value: float) -> None:
+    """A rate that may be 0 (silence) must otherwise be at least the smallest rate."""
+    if 0 < value < lim.MIN_RATE:
+        raise ValueError(f"{name}: expected 0 or a number >= {lim.MIN_RATE:g}, got {value!r}")
 
 
 class ScenarioError(ValueError):
@@ -48,7 +65,7 @@ class ScenarioError(ValueError):
 class _Strict(BaseModel):
     """Base for every schema block: unknown keys are errors and values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # --- arrival processes ---------------------------------------------------------------------
@@ -58,7 +75,7 @@ class PoissonConfig(_Strict):
     """Poisson arrivals at a constant ``rate`` (tasks per second)."""
 
     process: Literal["poisson"] = Field(description="selects this arrival process")
-    rate: PositiveFloat = Field(description="mean arrivals per second")
+    rate: Rate = Field(description="mean arrivals per second")
 
 
 class GammaConfig(_Strict):
@@ -66,32 +83,48 @@ class GammaConfig(_Strict):
     ``cv`` (1 is Poisson, above 1 is bursty)."""
 
     process: Literal["gamma"] = Field(description="selects this arrival process")
-    rate: PositiveFloat = Field(description="mean arrivals per second")
-    cv: PositiveFloat = Field(
+    rate: Rate = Field(description="mean arrivals per second")
+    cv: Annotated[float, Field(ge=lim.MIN_CV, le=lim.MAX_CV, allow_inf_nan=False)] = Field(
         description="coefficient of variation of inter-arrival times (1 = Poisson, > 1 = bursty)"
     )
 
 
 class OnOffConfig(_Strict):
-    """Two-state Markov-modulated Poisson arrivals (bursts of ``rate_on`` between lulls)."""
+    """Two-state Markov-modulated Poisson arrivals (bursts of ``rate_on`` between lulls). At
+    least 0.01 arrivals are expected per on/off cycle (``rate_on·mean_on_s +
+    rate_off·mean_off_s``): each switch costs a draw (see *Limits*)."""
 
     process: Literal["on_off"] = Field(description="selects this arrival process")
-    rate_on: PositiveFloat = Field(description="arrivals per second while in the on (burst) state")
-    rate_off: NonNegativeFloat = Field(description="arrivals per second while in the off state")
-    mean_on_s: PositiveFloat = Field(description="mean seconds spent in the on state")
-    mean_off_s: PositiveFloat = Field(description="mean seconds spent in the off state")
+    rate_on: Rate = Field(description="arrivals per second while in the on (burst) state")
+    rate_off: RateOrZero = Field(description="arrivals per second while in the off state")
+    mean_on_s: Sojourn = Field(description="mean seconds spent in the on state")
+    mean_off_s: Sojourn = Field(description="mean seconds spent in the off state")
+
+    @model_validator(mode="after")
+    def _check_switching(self) -> OnOffConfig:
+        _zero_or_rate("rate_off", self.rate_off)
+        per_cycle = self.rate_on * self.mean_on_s + self.rate_off * self.mean_off_s
+        if per_cycle < lim.MIN_ARRIVALS_PER_CYCLE:
+            raise ValueError(
+                "expected at least "
+                f"{lim.MIN_ARRIVALS_PER_CYCLE:g} arrivals per on/off cycle (rate_on·mean_on_s + "
+                f"rate_off·mean_off_s), got {per_cycle:.3g}"
+            )
+        return self
 
 
 class DiurnalConfig(_Strict):
     """A daily cycle: rate ``mean_rate · (1 + amplitude · sin(2π(t/period_s + phase)))``."""
 
     process: Literal["diurnal"] = Field(description="selects this arrival process")
-    mean_rate: PositiveFloat = Field(description="arrivals per second averaged over a period")
+    mean_rate: Rate = Field(description="arrivals per second averaged over a period")
     amplitude: Probability = Field(
         description="relative swing around the mean rate (0 = flat, 1 = down to zero)"
     )
-    period_s: PositiveFloat = Field(description="length of one cycle in simulated seconds")
-    phase: float = Field(0.0, description="offset into the cycle at time 0, in periods")
+    period_s: Sojourn = Field(description="length of one cycle in simulated seconds")
+    phase: Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)] = Field(
+        0.0, description="offset into the cycle at time 0, in periods"
+    )
 
 
 class SpikeConfig(_Strict):
@@ -99,12 +132,21 @@ class SpikeConfig(_Strict):
     seconds (omit the duration for a permanent step)."""
 
     process: Literal["spike"] = Field(description="selects this arrival process")
-    base_rate: PositiveFloat = Field(description="arrivals per second outside the spike")
-    spike_rate: PositiveFloat = Field(description="arrivals per second during the spike")
-    start_s: NonNegativeFloat = Field(description="simulated second at which the spike starts")
+    base_rate: Rate = Field(description="arrivals per second outside the spike")
+    spike_rate: Rate = Field(description="arrivals per second during the spike")
+    start_s: Seconds = Field(description="simulated second at which the spike starts")
     duration_s: Annotated[float, Field(gt=0)] = Field(
         math.inf, description="seconds the spike lasts; omit (or `.inf`) for a permanent step"
     )
+
+    @model_validator(mode="after")
+    def _check_duration(self) -> SpikeConfig:
+        if math.isfinite(self.duration_s) and self.duration_s > lim.MAX_SECONDS:
+            raise ValueError(
+                f"duration_s: expected a number <= {lim.MAX_SECONDS:g} or .inf, "
+                f"got {self.duration_s!r}"
+            )
+        return self
 
 
 class TraceConfig(_Strict):
@@ -114,11 +156,13 @@ class TraceConfig(_Strict):
     uniformly within each minute with a fixed seed)."""
 
     process: Literal["trace"] = Field(description="selects this arrival process")
-    path: str = Field(description="CSV trace file, relative to the scenario file")
+    path: Annotated[str, Field(min_length=1, max_length=4096)] = Field(
+        description="CSV trace file, relative to the scenario file"
+    )
     format: Literal["timestamps", "minute_counts"] = Field(
         "timestamps", description="the CSV's shape: one row per arrival, or counts per minute"
     )
-    rate_scale: PositiveFloat = Field(
+    rate_scale: Annotated[float, Field(gt=0, le=lim.MAX_RATE, allow_inf_nan=False)] = Field(
         1.0, description="multiplies the trace's arrival rate (2 = twice as many per second)"
     )
     loop: bool = Field(True, description="replay the trace from the start when it runs out")
@@ -145,7 +189,7 @@ class TaskTypeConfig(_Strict):
 class PriorityClass(_Strict):
     """A priority class: its reward weight and its share of arrivals."""
 
-    name: str = Field(description="the class's name, shown in metrics")
+    name: Name = Field(description="the class's name, shown in metrics")
     weight: PositiveFloat = Field(description="reward multiplier for tasks of this class")
     share: PositiveFloat = Field(
         description="relative share of arrivals in this class (normalised over classes)"
@@ -161,6 +205,7 @@ class WorkloadConfig(_Strict):
     task_types: dict[str, TaskTypeConfig] = Field(
         default_factory=lambda: {"classify": TaskTypeConfig(slo_ms=20.0)},
         min_length=1,
+        max_length=16,
         description="task types by name (`classify`, `localize`), each with share and SLO",
     )
     difficulty: list[NonNegativeFloat] = Field(
@@ -170,16 +215,19 @@ class WorkloadConfig(_Strict):
     priorities: list[PriorityClass] = Field(
         default_factory=lambda: [PriorityClass(name="normal", weight=1.0, share=1.0)],
         min_length=1,
+        max_length=lim.MAX_LIST_ITEMS,
         description="priority classes tasks are drawn from",
     )
     drop_expired: bool = Field(
         False, description="drop a queued task whose deadline passed before its batch starts"
     )
-    load_scale: PositiveFloat = Field(
-        1.0,
-        description="multiplies the arrival rate: arrival times are divided by it, so the "
-        "process's shape over time compresses alike (observations still normalise the rate by "
-        "the unscaled process's mean)",
+    load_scale: Annotated[float, Field(ge=lim.MIN_SCALE, le=lim.MAX_SCALE, allow_inf_nan=False)] = (
+        Field(
+            1.0,
+            description="multiplies the arrival rate: arrival times are divided by it, so the "
+            "process's shape over time compresses alike (observations still normalise the rate by "
+            "the unscaled process's mean)",
+        )
     )
 
     @model_validator(mode="after")
@@ -189,11 +237,12 @@ class WorkloadConfig(_Strict):
         if len(self.difficulty) > N_LEVELS:
             raise ValueError(
                 f"difficulty: expected at most {N_LEVELS} probabilities (levels 0..{N_LEVELS - 1}),"
-                f" got {self.difficulty!r}"
+                f" got {excerpt(self.difficulty)}"
             )
         if not self.difficulty or sum(self.difficulty) <= 0:
             raise ValueError(
-                f"difficulty: expected at least one positive probability, got {self.difficulty!r}"
+                f"difficulty: expected at least one positive probability, got "
+                f"{excerpt(self.difficulty)}"
             )
         return self
 
@@ -205,26 +254,28 @@ class DeviceConfig(_Strict):
     """One device (or ``count`` identical ones) of a catalogue kind, with optional overrides."""
 
     kind: str = Field(description="catalogue device kind: " + ", ".join(DEVICE_KINDS))
-    count: Annotated[int, Field(ge=1, le=4096)] = Field(
+    count: Annotated[int, Field(ge=1, le=lim.MAX_DEVICES)] = Field(
         1, description="number of identical devices this entry stands for"
     )
-    name: str | None = Field(None, description="display name; default `<kind>-<index>`")
-    memory_gb: PositiveFloat | None = Field(
-        None, description="memory capacity in GB; default: the catalogue's"
+    name: Name | None = Field(None, description="display name; default `<kind>-<index>`")
+    memory_gb: Annotated[float, Field(gt=0, le=lim.MAX_MEMORY_GB, allow_inf_nan=False)] | None = (
+        Field(None, description="memory capacity in GB; default: the catalogue's")
     )
     price_per_hour: NonNegativeFloat | None = Field(
         None, description="price in USD per hour; default: the catalogue's"
     )
-    max_batch: Annotated[int, Field(ge=1)] = Field(
+    max_batch: Annotated[int, Field(ge=1, le=4096)] = Field(
         8, description="largest batch the device's queues form"
     )
     batch_timeout_ms: NonNegativeFloat = Field(
         2.0, description="how long a partial batch waits for more tasks before it starts"
     )
-    max_queue: Annotated[int, Field(ge=1)] = Field(
+    max_queue: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         64, description="queued tasks per device beyond which its actions are masked"
     )
-    resident: list[str] = Field(default_factory=list, description="models loaded at time 0")
+    resident: list[str] = Field(
+        default_factory=list, max_length=lim.MAX_LIST_ITEMS, description="models loaded at time 0"
+    )
 
     def spec(self) -> DeviceSpec:
         """The catalogue spec with this entry's overrides applied."""
@@ -250,7 +301,7 @@ class SinglePlanConfig(_Strict):
 
     kind: Literal["single"] = Field("single", description="selects this plan kind")
     model: str = Field(description="the zoo model that serves the task")
-    name: str | None = Field(None, description="plan name; default: the model's")
+    name: Name | None = Field(None, description="plan name; default: the model's")
 
     def model_names(self) -> tuple[str, ...]:
         return (self.model,)
@@ -264,7 +315,9 @@ class EnsemblePlanConfig(_Strict):
     (offline, validation pool) or online (multiplicative-weights) weights."""
 
     kind: Literal["ensemble"] = Field(description="selects this plan kind")
-    members: list[str] = Field(min_length=2, description="the zoo models that all answer")
+    members: list[str] = Field(
+        min_length=2, max_length=lim.MAX_MEMBERS, description="the zoo models that all answer"
+    )
     fusion: Literal["mean", "vote"] = Field(
         "mean", description="weighted mean of probabilities, or weighted majority vote"
     )
@@ -274,7 +327,7 @@ class EnsemblePlanConfig(_Strict):
     learning_rate: PositiveFloat = Field(
         0.1, description="step size of the online multiplicative-weights update"
     )
-    name: str | None = Field(None, description="plan name; default `fusion(a+b)/weighting`")
+    name: Name | None = Field(None, description="plan name; default `fusion(a+b)/weighting`")
 
     def model_names(self) -> tuple[str, ...]:
         return tuple(self.members)
@@ -297,7 +350,7 @@ class CascadePlanConfig(_Strict):
     threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
         description="escalate when the first model's top softmax probability is below this"
     )
-    name: str | None = Field(None, description="plan name; default `first>second@threshold`")
+    name: Name | None = Field(None, description="plan name; default `first>second@threshold`")
 
     def model_names(self) -> tuple[str, ...]:
         return (self.first, self.second)
@@ -313,7 +366,7 @@ class MultiTaskPlanConfig(_Strict):
 
     kind: Literal["multitask"] = Field(description="selects this plan kind")
     model: str = Field(description="the shared-trunk zoo model")
-    name: str | None = Field(None, description="plan name; default: the model's")
+    name: Name | None = Field(None, description="plan name; default: the model's")
 
     def model_names(self) -> tuple[str, ...]:
         return (self.model,)
@@ -363,7 +416,9 @@ class ProfileConfig(_Strict):
     bytes_scale: PositiveFloat = Field(200.0, description="multiplies each model's weight bytes")
     layer_scale: PositiveFloat = Field(10.0, description="multiplies each model's layer count")
     overrides: list[ProfileOverride] = Field(
-        default_factory=list, description="measured latencies replacing derived profiles"
+        default_factory=list,
+        max_length=lim.MAX_LIST_ITEMS,
+        description="measured latencies replacing derived profiles",
     )
 
     def scale(self) -> ProfileScale:
@@ -412,14 +467,24 @@ class ObservationConfig(_Strict):
 class Scenario(_Strict):
     """A whole allocation problem, as loaded from one YAML file."""
 
-    name: str = Field(description="the scenario's name; with `extends`, the extending file's")
-    summary: str = Field("", description="one line saying what the scenario is about")
-    episode_tasks: Annotated[int, Field(ge=1)] = Field(description="tasks per episode")
-    models: list[str] = Field(min_length=1, description="the zoo models on offer")
-    plans: list[PlanConfig] = Field(
-        default_factory=list, description="plans on offer; default: one single plan per model"
+    name: Name = Field(description="the scenario's name; with `extends`, the extending file's")
+    summary: Annotated[str, Field(max_length=2000)] = Field(
+        "", description="one line saying what the scenario is about"
     )
-    devices: list[DeviceConfig] = Field(min_length=1, description="the cluster's devices")
+    episode_tasks: Annotated[int, Field(ge=1, le=lim.MAX_EPISODE_TASKS)] = Field(
+        description="tasks per episode"
+    )
+    models: list[str] = Field(
+        min_length=1, max_length=lim.MAX_LIST_ITEMS, description="the zoo models on offer"
+    )
+    plans: list[PlanConfig] = Field(
+        default_factory=list,
+        max_length=lim.MAX_LIST_ITEMS,
+        description="plans on offer; default: one single plan per model",
+    )
+    devices: list[DeviceConfig] = Field(
+        min_length=1, max_length=lim.MAX_DEVICES, description="the cluster's devices"
+    )
     workload: WorkloadConfig = Field(description="what arrives, when, and how hard")
     profile: ProfileConfig = Field(
         default_factory=ProfileConfig, description="how zoo models stand in for production ones"
@@ -435,9 +500,11 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:
+        from mtenv.core.feasibility import feasibility_problems
+
         problems = _reference_problems(
             self.models, self.plans, self.devices, set(self.workload.task_types)
-        )
+        ) or feasibility_problems(self)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -489,7 +556,7 @@ def _reference_problems(
         if models is not None and missing:
             problems.append(
                 f"plans[{i}]: expected models among the scenario's "
-                f"({_listed(offered)}), got {missing[0]!r}"
+                f"({_listed(offered)}), got {excerpt(missing[0])}"
             )
         elif all(m in MODEL_NAMES for m in plan.model_names()):
             buildable.append((i, plan.build()))
@@ -502,19 +569,19 @@ def _reference_problems(
             if models is not None and model not in offered:
                 problems.append(
                     f"devices[{i}].resident[{j}]: expected one of the scenario's models "
-                    f"({_listed(offered)}), got {model!r}"
+                    f"({_listed(offered)}), got {excerpt(model)}"
                 )
     if plans is None or not plans:
         buildable = list(enumerate(_default_plans(known, task_types or set())))
     names = [plan.name for _, plan in buildable]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        problems.append(f"plans: expected unique plan names, got duplicates {duplicates}")
+        problems.append(f"plans: expected unique plan names, got duplicates {excerpt(duplicates)}")
     for i, plan in buildable:
         if task_types is not None and not task_types & set(plan.task_types):
             problems.append(
-                f"plans[{i}]: plan {plan.name!r} serves {list(plan.task_types)}, none of the "
-                f"workload's task types {sorted(task_types)}"
+                f"plans[{i}]: plan {excerpt(plan.name)} serves {list(plan.task_types)}, none of "
+                f"the workload's task types {excerpt(sorted(task_types))}"
             )
     return problems
 
@@ -563,10 +630,13 @@ def _validated_parts(raw: dict[str, Any]) -> dict[str, Any]:
 def _listed(names: list[str]) -> str:
     """Names for a one-line message: a name with a control character (a line break would split
     the message) is shown quoted and escaped."""
-    return ", ".join(n if isinstance(n, str) and n.isprintable() else repr(n) for n in names)
+    shown = [n if isinstance(n, str) and n.isprintable() else repr(n) for n in names[:12]]
+    return ", ".join(excerpt(n)[1:-1] if len(n) > lim.MAX_EXCERPT_CHARS else n for n in shown) + (
+        ", ..." if len(names) > 12 else ""
+    )
 
 
 def _unknown(what: str, value: str, known: Any) -> str:
-    close = difflib.get_close_matches(value, list(known), n=3)
+    close = difflib.get_close_matches(value[:100], list(known), n=3)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    return f"unknown {what} {value!r} (known: {', '.join(known)}){hint}"
+    return f"unknown {what} {excerpt(value)} (known: {', '.join(known)}){hint}"

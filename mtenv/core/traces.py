@@ -12,6 +12,12 @@ stripping spaces.
   one column per bin named ``1, 2, …, N`` (other columns such as ``HashFunction`` are ignored, and
   several rows, one per function, are summed).
 
+A trace may come from someone else, so reading is bounded (:mod:`mtenv.core.limits`): only a
+regular file is read (a pipe or a device could block or never end), its size is checked before
+reading and the bytes read are counted too, and lines, rows and expanded arrivals are capped.
+Messages never quote a line of the file: they give its number and what was expected, and at most a
+short excerpt of a bad value in a row after a valid header.
+
 Every problem raises :class:`TraceError`, a ``ValueError`` whose message starts with
 ``"{path}:{line}: "`` when a line is at fault (``"{path}: "`` when the file as a whole is) and
 says what was expected, so it can be shown to a user as is.
@@ -25,11 +31,15 @@ import math
 import numbers
 import os
 import re
+import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from mtenv.core import limits
 
 __all__ = [
     "MAX_ARRIVALS",
@@ -39,7 +49,7 @@ __all__ = [
     "write_timestamps_csv",
 ]
 
-MAX_ARRIVALS = 50_000_000
+MAX_ARRIVALS = limits.MAX_ARRIVALS
 """Most arrivals a counts trace may expand to (400 MB of float64), against runaway files."""
 
 _TIMESTAMP_COLUMNS = ("timestamp", "timestamp_s")
@@ -72,14 +82,27 @@ class TraceError(ValueError):
 # reading rows
 
 
-def _lines(path: str, f: Iterable[bytes], counter: list[int]) -> Iterator[str]:
-    """Decode ``f`` (binary) one line at a time, so a decoding error names its exact line.
+def _lines(path: str, f: BinaryIO, counter: list[int]) -> Iterator[str]:
+    """Decode ``f`` (binary) one bounded line at a time, so a decoding error names its exact line.
 
     ``counter[0]`` holds the number of the last line read (the csv reader may read several
-    lines for one quoted field), which is the line an error is reported at.
+    lines for one quoted field), which is the line an error is reported at. Lines longer than
+    :data:`~mtenv.core.limits.MAX_TRACE_LINE_BYTES`, more bytes in all than
+    :data:`~mtenv.core.limits.MAX_TRACE_BYTES` and more lines than
+    :data:`~mtenv.core.limits.MAX_TRACE_ROWS` (plus the header) are refused.
     """
-    for raw in f:
+    max_line, max_bytes = limits.MAX_TRACE_LINE_BYTES, limits.MAX_TRACE_BYTES
+    max_rows = limits.MAX_TRACE_ROWS
+    total = 0
+    while raw := f.readline(max_line + 1):
         counter[0] += 1
+        total += len(raw)
+        if len(raw) > max_line:
+            raise TraceError(path, counter[0], f"line longer than {max_line} bytes")
+        if total > max_bytes:
+            raise TraceError(path, counter[0], f"file larger than {max_bytes} bytes")
+        if counter[0] > max_rows + 1:
+            raise TraceError(path, counter[0], f"more than {max_rows} rows")
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -89,12 +112,35 @@ def _lines(path: str, f: Iterable[bytes], counter: list[int]) -> Iterator[str]:
         yield line
 
 
-def _rows(path: str) -> Iterator[tuple[int, list[str]]]:
-    """``(line number, fields)`` of each non-blank CSV row of ``path``."""
+def _open(path: str) -> BinaryIO:
+    """``path`` opened for reading, if it is a regular file no larger than the limit."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        info = os.stat(path)
     except OSError as err:
         raise TraceError(path, None, f"cannot open the trace file ({err.strerror or err})") from err
+    if stat.S_ISDIR(info.st_mode):
+        raise TraceError(path, None, "is a folder; expected a CSV trace file")
+    if not stat.S_ISREG(info.st_mode):
+        raise TraceError(path, None, "expected a regular file (not a pipe, socket or device)")
+    if info.st_size > limits.MAX_TRACE_BYTES:
+        raise TraceError(
+            path, None, f"file larger than {limits.MAX_TRACE_BYTES} bytes ({info.st_size} bytes)"
+        )
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+    try:
+        # O_NONBLOCK: should the path have become a pipe since the stat, open does not wait.
+        fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise TraceError(path, None, f"cannot open the trace file ({err.strerror or err})") from err
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise TraceError(path, None, "expected a regular file (not a pipe, socket or device)")
+    return os.fdopen(fd, "rb")
+
+
+def _rows(path: str) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of each non-blank CSV row of ``path``."""
+    f = _open(path)
     counter = [0]
     with f:
         reader = csv.reader(_lines(path, f, counter))
@@ -113,7 +159,7 @@ def _rows(path: str) -> Iterator[tuple[int, list[str]]]:
 
 def _show(text: str) -> str:
     """A field for an error message: quoted, and shortened when long."""
-    return repr(text if len(text) <= 40 else text[:37] + "...")
+    return limits.excerpt(text)
 
 
 def _field(path: str, line: int, row: list[str], col: int, name: str) -> str:
@@ -173,6 +219,12 @@ def _header(
     return line, [name.strip().lower() for name in names]
 
 
+def _found(names: list[str]) -> str:
+    """What a header naming none of the expected columns holds, without quoting it (the file
+    may not be a trace at all)."""
+    return f"found {len(names)} column(s), none of them expected"
+
+
 def _column(path: str, line: int, names: list[str], name: str) -> int:
     """Index of the column ``name``, which must occur once."""
     if names.count(name) > 1:
@@ -229,8 +281,7 @@ def load_timestamps_csv(path: str | os.PathLike[str]) -> np.ndarray:
         if "duration" in names:
             duration_col = _column(p, hline, names, "duration")
     else:
-        found = ", ".join(_show(n) for n in names[:8])
-        raise TraceError(p, hline, f"expected a header line with {expected}, found {found}")
+        raise TraceError(p, hline, f"expected a header line with {expected}; {_found(names)}")
 
     times: list[float] = []
     last = hline
@@ -289,8 +340,7 @@ def load_counts_csv(
     else:
         bins = sorted((int(n), i) for i, n in enumerate(names) if _BIN_NAME.fullmatch(n))
         if not bins:
-            found = ", ".join(_show(n) for n in names[:8])
-            raise TraceError(p, hline, f"expected a header line with {expected}, found {found}")
+            raise TraceError(p, hline, f"expected a header line with {expected}; {_found(names)}")
         found_bins = [b for b, _ in bins]
         if found_bins != list(range(1, len(bins) + 1)):
             raise TraceError(

@@ -7,6 +7,8 @@ draws in blocks so that one task costs a few attribute reads, not a handful of n
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +56,36 @@ def make_arrivals(config: object, base_dir: Path | None = None) -> ArrivalProces
         path = Path(config.path)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        load = load_counts_csv if config.format == "minute_counts" else load_timestamps_csv
         try:
-            stamps = load(path)
+            stamps = _load_trace(path, config.format)
         except (TraceError, OSError) as exc:
             raise ScenarioError(f"workload.arrivals.path: {exc}") from None
         return TraceArrivals(stamps, rate_scale=config.rate_scale, loop=config.loop)
     raise TypeError(f"unknown arrival configuration {config!r}")
+
+
+def _load_trace(path: Path, fmt: str) -> np.ndarray:
+    """The arrival times of a trace file, read once per version of the file: validating a
+    scenario reads its trace, and building the env right after reads it again."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        info = None
+    if info is None or not info.st_size:
+        return _read_trace(path, fmt)  # let the reader say what is wrong
+    return _cached_trace(os.path.realpath(path), fmt, info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_trace(path: str, fmt: str, size: int, mtime_ns: int) -> np.ndarray:
+    stamps = _read_trace(Path(path), fmt)
+    stamps.flags.writeable = False
+    return stamps
+
+
+def _read_trace(path: Path, fmt: str) -> np.ndarray:
+    load = load_counts_csv if fmt == "minute_counts" else load_timestamps_csv
+    return load(path)
 
 
 class TaskGenerator:

@@ -6,6 +6,11 @@ naming the file, the field path, what was expected and what was found::
     quickstart.yaml: devices[1].memory_gb: expected a number > 0, got -4
 
 Shipped scenarios live in the ``mtenv.scenarios`` package data and are found by name.
+
+A file may come from someone else: it is read within bounds (:mod:`mtenv.io.safe_yaml`), bad
+values are quoted only as short excerpts, a file named by ``extends`` that is not a valid
+scenario is refused without quoting any of it, and :func:`load_scenario` also builds the arrival
+process (reading a trace), so that what loads is what the env can be built from.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from mtenv.core.limits import excerpt
 from mtenv.core.plans import Plan
 from mtenv.core.schema import (
     PlanConfig,
@@ -29,6 +35,7 @@ from mtenv.core.schema import (
     _unknown,
     _validated_parts,
 )
+from mtenv.io.safe_yaml import YamlProblem, read_yaml
 
 
 def shipped_scenarios() -> dict[str, Path]:
@@ -62,9 +69,30 @@ def _shipped_path(name: str) -> Path | None:
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
-    """Load and validate a scenario by shipped name or by file path, resolving ``extends``."""
+    """Load and validate a scenario by shipped name or by file path, resolving ``extends``.
+
+    Everything the env needs of the file is checked here, the arrival process included (a
+    trace is read and parsed), so a scenario that loads is one the env can be built from;
+    ``mtenv scenarios validate`` is this function."""
     path = resolve_scenario_path(name_or_path)
-    return parse_scenario(_read_raw(path), label=_label(path), source=str(path))
+    label = _label(path)
+    scenario = parse_scenario(_read_raw(path), label=label, source=str(path))
+    check_arrivals(scenario, label)
+    return scenario
+
+
+def check_arrivals(scenario: Scenario, label: str = "<scenario>") -> None:
+    """Build the scenario's arrival process as the env does (reading its trace, if any), or
+    raise :class:`ScenarioError` saying why it cannot be built."""
+    from mtenv.core.workload import make_arrivals
+
+    base = Path(scenario.source).parent if scenario.source else None
+    try:
+        make_arrivals(scenario.workload.arrivals, base)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{label}: {exc}") from None
+    except ValueError as exc:  # pragma: no cover - the schema's bounds come first
+        raise ScenarioError(f"{label}: workload.arrivals: {exc}") from None
 
 
 def _label(path: Path) -> str:
@@ -76,11 +104,9 @@ def _read_raw(path: Path) -> dict[str, Any]:
     """The mapping a scenario file holds, before ``extends`` and validation."""
     label = _label(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{label}: not valid YAML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{label}: cannot read: {exc}") from None
+        raw = read_yaml(path)
+    except YamlProblem as exc:
+        raise ScenarioError(f"{label}: {exc}") from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"{label}: expected a mapping of fields, got {type(raw).__name__}")
     return raw
@@ -100,6 +126,13 @@ def parse_scenario(
         return Scenario.model_validate({**raw, "source": source})
     except ValidationError as exc:
         problems = _format_errors(exc)
+        if len(problems) > _MAX_PROBLEMS:
+            # Only the first few: a long list of bad items would otherwise flood the screen.
+            more = len(problems) - _MAX_PROBLEMS
+            raise ScenarioError(
+                "\n".join(f"{label}: {line}" for line in problems[:_MAX_PROBLEMS])
+                + f"\n{label}: ... and {more} more problem(s)"
+            ) from None
         if any(err["loc"] for err in exc.errors()):
             # Field errors stop pydantic before the cross-references: check those here too, so
             # that one run reports every problem of the file.
@@ -108,6 +141,9 @@ def parse_scenario(
             ]
         raise ScenarioError("\n".join(f"{label}: {line}" for line in problems)) from None
 
+
+_MAX_PROBLEMS = 10
+"""Most problems listed for one file (then a count of the rest)."""
 
 # --- extends -------------------------------------------------------------------------------
 
@@ -147,7 +183,10 @@ def _resolve_extends(
     if key in chain:
         loop = " -> ".join(str(p) for p in (*chain, key)[list(chain).index(key) :])
         raise ScenarioError(f"{label}: extends: cycle of scenario files: {loop}")
-    base = _resolve_extends(_read_raw(base_path), base_path, _label(base_path), (*chain, key))
+    base = _resolve_extends(
+        _read_base(base_path, label), base_path, _label(base_path), (*chain, key)
+    )
+    _check_base(base, base_path, label)
     here = origin.parent if origin else Path.cwd()
     merged = merge_scenario_mappings(_rebase_trace(base, base_path.parent, here), child)
     if "name" not in child and origin is not None:
@@ -155,19 +194,44 @@ def _resolve_extends(
     return merged
 
 
+def _not_a_scenario(base_path: Path, label: str) -> ScenarioError:
+    # Nothing of the file is quoted: it may be any YAML file, named by mistake or on purpose.
+    return ScenarioError(
+        f"{label}: extends: {str(base_path)!r} is not a valid scenario file "
+        "(check it with `mtenv scenarios validate`)"
+    )
+
+
+def _read_base(base_path: Path, label: str) -> dict[str, Any]:
+    """The mapping of the file ``extends`` names; reading errors are not quoted."""
+    try:
+        return _read_raw(base_path)
+    except ScenarioError:
+        raise _not_a_scenario(base_path, label) from None
+
+
+def _check_base(base: dict[str, Any], base_path: Path, label: str) -> None:
+    """A base must be a valid scenario on its own (its ``extends`` resolved): the errors of a
+    merged result would otherwise quote the keys and values of any YAML file it names."""
+    try:
+        Scenario.model_validate({**base, "source": str(base_path)})
+    except (ValidationError, ValueError):
+        raise _not_a_scenario(base_path, label) from None
+
+
 def _extends_target(ref: Any, origin: Path | None, label: str) -> Path:
     """The file an ``extends`` value names: a path (has a slash or a .yaml suffix) relative to
     the extending file, else a shipped scenario name."""
     if not isinstance(ref, str) or not ref.strip():
         raise ScenarioError(
-            f"{label}: extends: expected a shipped scenario name or a file path, got {ref!r}"
+            f"{label}: extends: expected a shipped scenario name or a file path, got {excerpt(ref)}"
         )
     as_path = Path(ref).expanduser()
     if "/" in ref or "\\" in ref or as_path.suffix in {".yaml", ".yml"}:
         if not as_path.is_absolute():
             as_path = (origin.parent if origin else Path.cwd()) / as_path
         if not as_path.is_file():
-            raise ScenarioError(f"{label}: extends: no such scenario file {str(as_path)!r}")
+            raise ScenarioError(f"{label}: extends: no such scenario file {excerpt(str(as_path))}")
         return as_path
     found = _shipped_path(ref)
     if found is None:
@@ -230,6 +294,10 @@ _EXPECTATIONS = {
     "missing": "required field is missing",
     "extra_forbidden": "unknown field",
     "too_short": "expected at least {min_length} item(s)",
+    "too_long": "expected at most {max_length} item(s)",
+    "string_too_short": "expected at least {min_length} character(s)",
+    "string_too_long": "expected at most {max_length} characters",
+    "literal_error": "expected {expected}",
     "union_tag_invalid": "expected one of {expected_tags}",
     "union_tag_not_found": "expected a 'process' field naming the arrival process",
 }
@@ -249,7 +317,7 @@ def _format_errors(exc: ValidationError) -> list[str]:
         if err["type"] == "invalid_key" or err["loc"][-1:] == ("[key]",):
             # A mapping key that is not a string: name the mapping, show the key.
             where = _format_loc(err["loc"][: -1 if err["type"] == "invalid_key" else -2])
-            text = f"expected field names to be strings, got {err['input']!r}"
+            text = f"expected field names to be strings, got {excerpt(err['input'])}"
             lines.append(f"{where}: {text}" if where else text)
             continue
         got = err["input"]
@@ -263,7 +331,7 @@ def _format_errors(exc: ValidationError) -> list[str]:
         bounds = {k: plain_number(v) for k, v in ctx.items()}
         text = template.format(**bounds) if template else err["msg"]
         if err["type"] not in {"missing", "extra_forbidden"}:
-            text += f", got {got!r}"
+            text += f", got {excerpt(got)}"
         lines.append(f"{loc}: {text}" if loc else text)
     return lines
 
@@ -302,8 +370,9 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part in _UNION_TAGS:
             continue  # the discriminated union's branch name adds nothing for the reader
-        elif not _PLAIN_KEY.fullmatch(str(part)):
-            out += f"[{part!r}]"  # an odd key (spaces, line breaks) stays visible and on one line
+        elif not _PLAIN_KEY.fullmatch(str(part)) or len(str(part)) > 40:
+            # An odd key (spaces, line breaks) stays visible, short and on one line.
+            out += f"[{excerpt(part)}]"
         else:
             out += f".{part}" if out else str(part)
     return out

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from mtenv.core.limits import limits_table
 from mtenv.core.schema import Scenario
 from mtenv.io.scenario_files import plain_number
 
@@ -43,7 +44,31 @@ workload:
 Mappings merge recursively; lists and scalars replace; a `workload.arrivals` block replaces the
 base's whole (its fields depend on its process). Bases may extend further bases; a cycle is an
 error naming the files. The result's `name` is the extending file's (its `name`, else its file
-name without `.yaml`), and errors in the merged result name the extending file.
+name without `.yaml`), and errors in the merged result name the extending file. A file named by
+`extends` must be a valid scenario on its own; if it is not, the error says so without quoting
+any of it.
+
+## Types and checks
+
+Types are strict: a number field takes a YAML number (`true` and `"5"` are errors), an integer
+field an integer (`300.0` is an error), a string field a string. Beyond each field's own bounds,
+a scenario must be runnable as written: every name resolves, device names (with `count`
+expanded) are unique, resident models fit their device in the order listed, the task types are
+ones the zoo serves and each has a plan that fits on some device, and the arrival process can be
+built (a trace file is read and parsed). `mtenv scenarios validate` runs exactly what building
+the env runs, so a file it accepts is one the env can be built from.
+"""
+
+_LIMITS_INTRO = """## Limits
+
+A scenario file or a trace may come from someone else, so loading one is bounded: a file that
+exceeds a bound is refused with one line naming the file, the field (or line) and the bound,
+never by hanging or running out of memory, and error messages quote a bad value only as a short
+excerpt, never a line of a file that is not a scenario or a trace. The bounds, from
+`mtenv/core/limits.py`:
+
+| what | bound | why |
+| --- | --- | --- |
 """
 
 
@@ -54,6 +79,8 @@ def schema_reference() -> str:
     sections = [_REFERENCE_INTRO]
     for path, model, selector in _schema_blocks(Scenario, ""):
         sections.append(_block_section(path, model, selector))
+    rows = [f"| {_cell(b.what)} | {_cell(b.value)} | {_cell(b.reason)} |" for b in limits_table()]
+    sections.append(_LIMITS_INTRO + "\n".join(rows) + "\n")
     return "\n".join(sections)
 
 

@@ -16,6 +16,7 @@ from mtenv.core.arrivals.base import (
     positive,
     strictly_after,
 )
+from mtenv.core.limits import MIN_ARRIVALS_PER_CYCLE
 
 # --------------------------------------------------------------------------------------------
 # renewal processes
@@ -121,7 +122,8 @@ class OnOffArrivals(ArrivalProcess):
     cumulative Λ is inverted on a block of unit-rate Poisson times (time-change theorem, see
     ``invert_cumulative``); a zero-rate OFF sojourn simply maps no arrivals. The cost is linear
     in the number of state switches, so sojourns far shorter than the gaps between arrivals (where
-    the MMPP is indistinguishable from Poisson anyway) are slow to simulate.
+    the MMPP is indistinguishable from Poisson anyway) are slow to simulate: fewer than
+    :data:`~mtenv.core.limits.MIN_ARRIVALS_PER_CYCLE` expected arrivals per cycle is refused.
 
     Args:
         rate_on: arrivals per second while ON, finite and >= 0.
@@ -148,6 +150,12 @@ class OnOffArrivals(ArrivalProcess):
         self._p_on = self.mean_on_s / cycle
         # Expected Λ (expected arrivals) per ON+OFF cycle; sizes the blocks.
         per_cycle = self.rate_on * self.mean_on_s + self.rate_off * self.mean_off_s
+        if not per_cycle >= MIN_ARRIVALS_PER_CYCLE:
+            # Each switch costs a draw: the stream would take unbounded work per arrival.
+            raise ValueError(
+                "expected arrivals per on/off cycle (rate_on·mean_on_s + rate_off·mean_off_s) "
+                f"must be >= {MIN_ARRIVALS_PER_CYCLE:g}, got {per_cycle:.3g}"
+            )
         # Fewer arrivals per block when there are many state switches per arrival.
         self._block = int(max(16, min(BLOCK, per_cycle * self._MAX_SEGMENTS / 4)))
         self._cycles = int(min(self._MAX_SEGMENTS // 2, math.ceil(1.25 * self._block / per_cycle)))

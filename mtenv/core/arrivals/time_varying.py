@@ -92,6 +92,9 @@ class SpikeArrivals(ArrivalProcess):
 # --------------------------------------------------------------------------------------------
 # smooth intensity (sampled by thinning)
 
+_PHASE_LIMIT = 2.0**52
+"""Cycles after which a float64 time no longer resolves the phase: a diurnal stream ends there."""
+
 
 class DiurnalArrivals(ArrivalProcess):
     """Non-homogeneous Poisson arrivals following a sinusoidal cycle (a day, or any period).
@@ -103,7 +106,8 @@ class DiurnalArrivals(ArrivalProcess):
     is silent. Sampled exactly by thinning (Lewis & Shedler, 1979): candidates from a homogeneous
     Poisson process at ``λ_max = mean_rate·(1 + amplitude)``, each kept with probability
     ``λ(t)/λ_max``. The acceptance rate is ``1/(1 + amplitude) >= 1/2``, so a block of candidates
-    costs at most twice its arrivals.
+    costs at most twice its arrivals. The stream ends (``inf``) once simulated time reaches 2⁵²
+    periods, where float64 no longer resolves the phase.
 
     Args:
         mean_rate: average arrivals per second, finite and > 0.
@@ -148,6 +152,10 @@ class DiurnalArrivals(ArrivalProcess):
         a = self.amplitude
         n = self._candidates
         while True:
+            if not self._tc / self.period_s < _PHASE_LIMIT:
+                # Past this time float64 no longer resolves the phase within a cycle (or time
+                # overflowed): the cycle is meaningless, so the stream ends instead of spinning.
+                return np.array([math.inf])
             tc = self._tc + np.cumsum(rng.exponential(1.0 / self.rate_max, n))
             self._tc = float(tc[-1])
             u = rng.random(n)
