@@ -563,6 +563,30 @@ def test_load_errors_name_the_file_and_the_field(one_device, tmp_path):
         assert message in str(caught.value), str(caught.value)
 
 
+def test_an_archive_that_expands_past_the_cap_is_refused_unread(one_device, tmp_path, monkeypatch):
+    """A small file can hold a huge array of zeros (a decompression bomb): the sizes its zip
+    directory declares are checked before any array is decompressed."""
+    import zipfile
+
+    import mtenv.agents.tabular.storage as storage
+
+    _, env = one_device
+    path = _saved(env, tmp_path / "good")
+    bomb = tmp_path / "bomb" / AGENT_FILE
+    bomb.parent.mkdir()
+    bomb.write_bytes(path.read_bytes())
+    with (
+        zipfile.ZipFile(bomb, "a", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open("padding.npy", "w") as member,
+    ):
+        for _ in range(8):
+            member.write(bytes(1 << 20))  # 8 MiB of zeros, a few KB compressed
+    assert bomb.stat().st_size < 1 << 20
+    monkeypatch.setattr(storage, "MAX_NPZ_BYTES", 4 << 20)
+    with pytest.raises(AgentLoadError, match="once decompressed; expected at most 4,194,304"):
+        QLearning.load(bomb.parent, env)
+
+
 def test_loading_another_kind_or_another_env_fails(one_device, tmp_path):
     _, env = one_device
     _saved(env, tmp_path / "sarsa", Sarsa)

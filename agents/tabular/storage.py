@@ -78,6 +78,7 @@ def read_fields(path: Path, expected: dict[str, tuple[str, int]]) -> dict[str, n
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise AgentLoadError(f"{path}: expected an .npz archive, got a single .npy array")
         with archive:
+            _check_expanded_size(path, archive.zip)
             fields = {name: archive[name] for name in archive.files if name in expected}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         raise AgentLoadError(f"{path}: not a readable .npz archive ({exc})") from None
@@ -102,6 +103,18 @@ def read_fields(path: Path, expected: dict[str, tuple[str, int]]) -> dict[str, n
             f"{path}: field 'version': expected {FORMAT_VERSION}, got {int(fields['version'])}"
         )
     return fields
+
+
+def _check_expanded_size(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse an archive whose members would expand past the file cap once decompressed (a
+    small file can hold a huge, highly compressible array), before any member is read. Zip
+    readers stop at the size a member declares, so the declared sizes bound what is read."""
+    expanded = sum(info.file_size for info in archive.infolist())
+    if expanded > MAX_NPZ_BYTES:
+        raise AgentLoadError(
+            f"{path}: its arrays would take {expanded:,} bytes once decompressed; expected at "
+            f"most {MAX_NPZ_BYTES:,} (mtenv.agents.limits.MAX_NPZ_BYTES)"
+        )
 
 
 def json_field(path: Path, fields: dict[str, np.ndarray], name: str) -> dict[str, Any]:
