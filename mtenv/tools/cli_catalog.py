@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -142,6 +143,8 @@ def cmd_scenarios_schema(args: argparse.Namespace) -> int:
         print(text, end="")
         return 0
     out = out_file_arg(args.out)
-    out.write_text(text, encoding="utf-8")
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)  # a reader never sees half a file
     print(out)
     return 0
