@@ -423,7 +423,7 @@ def test_bad_arguments_are_named():
 def sb3_pair(scenario: str, n: int = 2, tasks: int = 6) -> tuple[BatchedVecEnv, DummyVecEnv]:
     kwargs = {"inference": "memoized", "episode_tasks": tasks}
     adapter = BatchedVecEnv(num_envs=n, scenario=scenario, **kwargs)
-    dummy = DummyVecEnv([lambda: TaskAllocationEnv(scenario, **kwargs) for _ in range(n)])
+    dummy = DummyVecEnv([lambda: Monitor(TaskAllocationEnv(scenario, **kwargs)) for _ in range(n)])
     return adapter, dummy
 
 
@@ -447,6 +447,8 @@ def test_sb3_adapter_behaves_as_dummy_vec_env(scenario):
         assert np.array_equal(a_done, d_done)
         assert isinstance(a_infos, list) and len(a_infos) == 2
         for a_info, d_info in zip(a_infos, d_infos, strict=True):
+            for info in (a_info, d_info):  # wall-clock seconds since built: not comparable
+                info.get("episode", {}).pop("t", None)
             assert same(a_info, d_info)
         dones_seen += int(a_done.sum())
     assert dones_seen >= 4  # terminal observations compared too
@@ -477,7 +479,7 @@ def test_make_vec_env_batched_seeds_loads_and_one_torch_thread(monkeypatch):
     config = EnvConfig("mtenv/Quickstart-v0", {"inference": "memoized", "episode_tasks": 8})
     vec = make_vec_env(config, 3, "batched", seed=4, load_range=(0.5, 1.5))
     assert torch.get_num_threads() == 1
-    batched_env = vec.venv.venv
+    batched_env = vec.venv
     assert [env.scenario.workload.load_scale for env in batched_env.envs] == [0.5, 1.0, 1.5]
     obs = vec.reset()
     for k, load in enumerate([0.5, 1.0, 1.5]):
@@ -488,7 +490,7 @@ def test_make_vec_env_batched_seeds_loads_and_one_torch_thread(monkeypatch):
     for _ in range(9):
         masks = np.stack(vec.env_method("action_masks"))
         _, _, dones, infos = vec.step(np.array([np.flatnonzero(m)[0] for m in masks]))
-        episodes += sum("episode" in info for info in infos)  # from VecMonitor
+        episodes += sum("episode" in info for info in infos)
     assert episodes == 3
     vec.close()
     make_vec_env(config, 2, "batched", seed=0, torch_threads=2).close()
@@ -549,6 +551,28 @@ def test_maskable_ppo_trains_on_the_batched_env_with_decision_credit(tmp_path):
         np.testing.assert_allclose(buffer.rewards[:, k], expected, atol=1e-5)
         replay.close()
     env.close()
+
+
+def test_episodes_are_reported_as_monitor_reports_them():
+    """The batched env's ``info["episode"]`` returns and lengths are what SB3's ``Monitor``
+    reports for the same envs, seeds and actions (float64 sums rounded to six decimals)."""
+    config = EnvConfig("mtenv/Quickstart-v0", {"inference": "memoized", "episode_tasks": 30})
+    batched_vec = make_vec_env(config, 2, "batched", seed=3)
+    dummy_vec = make_vec_env(config, 2, "dummy", seed=3)
+    batched_vec.reset(), dummy_vec.reset()
+    reported: dict[str, list[tuple[float, int]]] = {"batched": [], "dummy": []}
+    rng = np.random.default_rng(0)
+    for _ in range(70):
+        masks = np.stack(dummy_vec.env_method("action_masks"))
+        actions = np.array([rng.choice(np.flatnonzero(m)) for m in masks])
+        for name, vec in (("batched", batched_vec), ("dummy", dummy_vec)):
+            *_, infos = vec.step(actions)
+            reported[name] += [
+                (i["episode"]["r"], i["episode"]["l"]) for i in infos if "episode" in i
+            ]
+    assert len(reported["dummy"]) >= 4
+    assert reported["batched"] == reported["dummy"]
+    batched_vec.close(), dummy_vec.close()
 
 
 def test_maskable_ppo_reports_episodes_from_the_batched_env(tmp_path):

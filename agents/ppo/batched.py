@@ -6,9 +6,10 @@ sharing their models, stepped together (:class:`BatchedVecEnv`).
 ``seed()``, once, as ``DummyVecEnv``), ``step_wait`` resets a finished env at once, returning its
 reset observation and the final one in ``infos[k]["terminal_observation"]``, and infos are a list
 of per-env dicts (``action_mask``, ``invalid_action``, ``feedback``, ``metrics`` where an episode
-ended, ``TimeLimit.truncated``). sb3-contrib's MaskablePPO reads the masks through
-``env_method("action_masks")``. Wrap it in SB3's ``VecMonitor`` for ``info["episode"]``
-(:func:`mtenv.agents.ppo.rollouts.make_vec_env` does).
+ended, ``TimeLimit.truncated``, and ``episode`` where one ended: its return, length and the
+seconds since the env was built, as SB3's ``Monitor`` reports them, float64 returns rounded to
+six decimals, so a learning curve reads the same whichever vec env trained it). sb3-contrib's
+MaskablePPO reads the masks through ``env_method("action_masks")``.
 
 Torch threads: the envs run in the training process, so their forward passes (live inference)
 share torch's intra-op thread pool with the policy's updates. Building the envs' engine sets it
@@ -21,6 +22,7 @@ what the engine set. The setting is process-wide.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,6 +77,9 @@ class BatchedVecEnv(VecEnv):
         if torch_threads is not None:  # after the engine is built: it may set threads too
             torch.set_num_threads(torch_threads)
         self._actions: np.ndarray | None = None
+        self._returns = np.zeros(self.num_envs)
+        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._started = time.time()
 
     # --- stepping ----------------------------------------------------------------------------
 
@@ -85,6 +90,8 @@ class BatchedVecEnv(VecEnv):
         # Seeds and options are used once, as in SB3's own VecEnvs.
         self._reset_seeds()
         self._reset_options()
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -95,11 +102,19 @@ class BatchedVecEnv(VecEnv):
         obs, rewards, terminations, truncations, raw = self.venv.step_each(self._actions)
         self._actions = None
         dones = terminations | truncations
+        self._returns += rewards
+        self._lengths += 1
         infos: list[dict[str, Any]] = []
         for k, info in enumerate(raw):
             if dones[k]:
                 final = dict(info["final_info"])
                 final["terminal_observation"] = info["final_obs"]
+                final["episode"] = {
+                    "r": round(float(self._returns[k]), 6),
+                    "l": int(self._lengths[k]),
+                    "t": round(time.time() - self._started, 6),
+                }
+                self._returns[k], self._lengths[k] = 0.0, 0
                 self.reset_infos[k] = {
                     key: value for key, value in info.items() if key not in _FINAL_KEYS
                 }

@@ -24,7 +24,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from mtenv.agents.interfaces import EnvConfig, TrainingCallback, decided_rewards
 
@@ -64,7 +64,8 @@ def make_vec_env(
     ``high``, so that one rollout sees a range of loads.
 
     ``kind``: ``"batched"`` (all envs in this process, stepped together on one shared set of
-    models: :class:`~mtenv.agents.ppo.batched.BatchedVecEnv` in SB3's ``VecMonitor``; torch
+    models: :class:`~mtenv.agents.ppo.batched.BatchedVecEnv`, which reports episodes as
+    ``Monitor`` does; torch
     runs here on one intra-op thread, or ``MTENV_TORCH_THREADS``, or ``torch_threads`` if given),
     ``"subproc"`` (one worker process per env, each with one torch thread) or ``"dummy"`` (one
     Monitor-wrapped env after the other, in this process)."""
@@ -74,7 +75,7 @@ def make_vec_env(
         loads = np.linspace(load_range[0], load_range[1], n_envs).tolist()
     vec: VecEnv
     if kind == "batched":
-        vec = VecMonitor(_batched(config, loads, torch_threads))
+        vec = _batched(config, loads, torch_threads)
     else:
         factories = [EnvFactory(config, load) for load in loads]
         vec = SubprocVecEnv(factories) if kind == "subproc" else DummyVecEnv(factories)
