@@ -136,3 +136,14 @@ def decided_rewards(feedback: Mapping[str, np.ndarray]) -> list[tuple[int, float
 class AgentLoadError(Exception):
     """A saved agent that cannot be used: missing, corrupted, another format, or trained for an
     env with different spaces. The message names the file and what was expected."""
+
+
+def name_difference(saved: list[str], expected: list[str]) -> str | None:
+    """How a saved list of names differs from the env's, for a load error: the two lengths, or
+    the first entry that differs; ``None`` when they are the same."""
+    if saved == expected:
+        return None
+    if len(saved) != len(expected):
+        return f"{len(saved)} in the file, {len(expected)} in the env"
+    i = next(i for i, (a, b) in enumerate(zip(saved, expected, strict=True)) if a != b)
+    return f"entry {i} is {saved[i]!r} in the file, {expected[i]!r} in the env"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from mtenv.agents.interfaces import AgentLoadError, Learner, Policy
+from mtenv.agents.interfaces import AgentLoadError, Learner, Policy, name_difference
 from mtenv.agents.training import MANIFEST, learner_class, read_manifest
 
 
@@ -44,16 +44,13 @@ def load_agent(folder: str | Path, env: gym.Env, trust_pickle: bool = False) -> 
 
 
 def _check_same(path: Path, key: str, saved: object, expected: list[str], scenario: str) -> None:
-    if saved == expected:
-        return
     if not isinstance(saved, list):
         raise AgentLoadError(f"{path}: {key}: expected a list of names")
-    if len(saved) != len(expected):
-        detail = f"the agent has {len(saved)}, scenario {scenario!r} has {len(expected)}"
-    else:
-        i = next(i for i, (a, b) in enumerate(zip(saved, expected, strict=True)) if a != b)
-        detail = f"entry {i} is {saved[i]!r} for the agent, {expected[i]!r} in {scenario!r}"
-    raise AgentLoadError(f"{path}: {key}: the agent was trained on another scenario ({detail})")
+    detail = name_difference(saved, expected)
+    if detail is not None:
+        raise AgentLoadError(
+            f"{path}: {key}: the agent was trained on another scenario than {scenario!r} ({detail})"
+        )
 
 
 def refuse_pickled_agent(folder: str | Path) -> None:

@@ -174,7 +174,7 @@ CANDIDATE_TAMPERING = {
     "action-count": (_set("n_actions", 7), r"n_actions: 7 in the file, 5 in the env"),
     "feature-names": (
         lambda d: d["feature_names"].__setitem__(0, "other"),
-        r"feature_names: \[0\] is 'other' in the file",
+        r"feature_names: entry 0 is 'other' in the file",
     ),
     "kind": (_set("kind", "ppo"), r"field kind: a 'ppo' agent, expected 'maskable-ppo'"),
     "algorithm": (_set("algorithm", "DQN"), r"field algorithm: expected one of \['MaskablePPO'\]"),

@@ -41,7 +41,7 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 
-from mtenv.agents.interfaces import AgentLoadError
+from mtenv.agents.interfaces import AgentLoadError, name_difference
 from mtenv.agents.limits import MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, check_size, read_json
 from mtenv.agents.ppo.candidates import (
     N_CANDIDATE,
@@ -265,14 +265,9 @@ def read_description(folder: Path, kind: str, env: gym.Env) -> dict[str, Any]:
 
 
 def _same_names(path: Path, name: str, saved: list[str], current: list[str]) -> None:
-    if saved == current:
-        return
-    if len(saved) != len(current):
-        detail = f"{len(saved)} in the file, {len(current)} in the env"
-    else:
-        at = next(i for i, (a, b) in enumerate(zip(saved, current, strict=True)) if a != b)
-        detail = f"[{at}] is {saved[at]!r} in the file, {current[at]!r} in the env"
-    raise AgentLoadError(f"{path}: field {name}: {detail}: trained for another scenario")
+    detail = name_difference(saved, current)
+    if detail is not None:
+        raise AgentLoadError(f"{path}: field {name}: {detail}: trained for another scenario")
 
 
 def _mlp_kwargs(kwargs: _Fields) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mtenv.agents.interfaces import AgentLoadError
+from mtenv.agents.interfaces import AgentLoadError, name_difference
 from mtenv.agents.limits import MAX_NPZ_BYTES, check_size
 
 FORMAT = "mtenv-tabular"
@@ -145,14 +145,9 @@ def check_names(
     path: Path, fields: dict[str, np.ndarray], name: str, expected: list[str], what: str
 ) -> None:
     """The names stored in field ``name`` are ``expected`` (the env's ``what``)."""
-    saved = [str(x) for x in fields[name]]
-    if saved == expected:
+    detail = name_difference([str(x) for x in fields[name]], expected)
+    if detail is None:
         return
-    if len(saved) != len(expected):
-        detail = f"{len(saved)} in the file, {len(expected)} in this env"
-    else:
-        i = next(i for i, (a, b) in enumerate(zip(saved, expected, strict=True)) if a != b)
-        detail = f"first difference at {i}: {saved[i]!r} in the file, {expected[i]!r} in this env"
     raise AgentLoadError(
         f"{path}: field '{name}': the agent was trained on an env with other {what} ({detail})"
     )
