@@ -32,6 +32,15 @@ if TYPE_CHECKING:
 _RECENT_OUTCOMES = 40  # settled tasks kept for the rendered outcome strip
 
 
+def positive_int_arg(name: str, value: Any, optional: bool = False) -> int:
+    """``value`` as an int if it is an integer >= 1 (not a bool); ``ValueError`` naming
+    ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        none = " or None" if optional else ""
+        raise ValueError(f"{name}: expected an integer >= 1{none}, got {value!r}")
+    return int(value)
+
+
 class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     """Route a stream of inference tasks to real PyTorch models on a simulated GPU cluster.
 
@@ -176,15 +185,8 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             )
         loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         if episode_tasks is not None:
-            if (
-                isinstance(episode_tasks, bool)
-                or not isinstance(episode_tasks, numbers.Integral)
-                or episode_tasks < 1
-            ):
-                raise ValueError(
-                    f"episode_tasks: expected an integer >= 1 or None, got {episode_tasks!r}"
-                )
-            loaded = loaded.model_copy(update={"episode_tasks": int(episode_tasks)})
+            episode_tasks = positive_int_arg("episode_tasks", episode_tasks, optional=True)
+            loaded = loaded.model_copy(update={"episode_tasks": episode_tasks})
         if load_scale is not None:
             if (
                 isinstance(load_scale, bool)

@@ -14,7 +14,7 @@ from gymnasium.vector.utils import batch_space
 from mtenv.core.inference import InferenceEngine
 from mtenv.core.schema import Scenario
 from mtenv.core.stages import prefetch
-from mtenv.envs.task_allocation import TaskAllocationEnv
+from mtenv.envs.task_allocation import TaskAllocationEnv, positive_int_arg
 from mtenv.io.scenario_files import load_scenario
 
 
@@ -114,9 +114,7 @@ class BatchedTaskAllocationEnv(VectorEnv):
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         copy: bool = True,
     ):
-        if isinstance(num_envs, bool) or not isinstance(num_envs, numbers.Integral) or num_envs < 1:
-            raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
-        num_envs = int(num_envs)
+        num_envs = positive_int_arg("num_envs", num_envs)
         if load_scales is not None:
             if load_scale is not None:
                 raise ValueError("load_scale and load_scales: give one of them, not both")
@@ -127,24 +125,13 @@ class BatchedTaskAllocationEnv(VectorEnv):
                 )
         else:
             load_scales = [load_scale] * num_envs
-        if max_episode_steps is not None and (
-            isinstance(max_episode_steps, bool)
-            or not isinstance(max_episode_steps, numbers.Integral)
-            or max_episode_steps < 1
-        ):
-            raise ValueError(
-                f"max_episode_steps: expected an integer >= 1 or None, got {max_episode_steps!r}"
-            )
+        if max_episode_steps is not None:
+            max_episode_steps = positive_int_arg("max_episode_steps", max_episode_steps, True)
         metadata = TaskAllocationEnv.metadata
-        if render_mode is not None and render_mode not in metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode: expected one of {metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.num_envs = num_envs
-        self.render_mode = render_mode
-        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        self.render_mode = render_mode  # the first sub-env checks it
+        self.max_episode_steps = max_episode_steps
         self.copy = copy
         self.metadata = {**metadata, "autoreset_mode": self.autoreset_mode}
 
@@ -169,15 +156,9 @@ class BatchedTaskAllocationEnv(VectorEnv):
         self.engine: InferenceEngine = engine
         """The engine every sub-env runs its models with."""
 
-        first = self.envs[0]
+        first = self.envs[0]  # one scenario gives one layout whatever the load
         self.single_observation_space = first.observation_space
         self.single_action_space = first.action_space
-        for env in self.envs[1:]:
-            if (
-                env.observation_space != self.single_observation_space
-                or env.action_space != self.single_action_space
-            ):  # pragma: no cover - one scenario gives one layout whatever the load
-                raise RuntimeError("sub-envs with different spaces")
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
 

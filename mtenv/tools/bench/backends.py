@@ -58,6 +58,40 @@ class Backend:
     ) -> Iterator[tuple[Any, Outcome]]:
         raise NotImplementedError
 
+    def _stream(
+        self,
+        jobs: Iterable[Any],
+        skip: Callable[[Any], bool] | None,
+        pending: dict[Any, Any],
+        submit: Callable[[Any], Any],
+        finished: Callable[[dict[Any, Any]], Iterable[Any]],
+        result: Callable[[Any], Outcome],
+    ) -> Iterator[tuple[Any, Outcome]]:
+        """Keep about two units per worker in flight (``pending``: handle → job), yielding
+        ``(job, outcome)`` as they finish; ``submit`` starts a unit and returns its handle,
+        ``finished`` waits for some of ``pending`` to finish, ``result`` reads one's outcome.
+        A unit whose worker died yields a failed outcome instead."""
+        todo = _unskipped(jobs, skip)
+        limit = self.workers * _IN_FLIGHT_PER_WORKER
+
+        def fill() -> None:
+            while len(pending) < limit:
+                job = next(todo, _END)
+                if job is _END:
+                    return
+                pending[submit(job)] = job
+
+        fill()
+        while pending:
+            for handle in finished(pending):
+                job = pending.pop(handle)
+                try:
+                    outcome = result(handle)
+                except Exception as exc:  # the worker died (killed, out of memory)
+                    outcome = _lost(exc)
+                yield job, outcome
+            fill()
+
     def close(self, interrupted: bool = False) -> None:
         """Release the workers; ``interrupted``: stop running units now, waiting for none."""
 
@@ -101,33 +135,21 @@ class LocalPool(Backend):
         return self._pool
 
     def run(self, unit, jobs, skip=None):  # type: ignore[no-untyped-def]
-        pending: dict[Any, Any] = {}
-        todo = _unskipped(jobs, skip)
-        limit = self.workers * _IN_FLIGHT_PER_WORKER
+        def submit(job: Any) -> Any:
+            try:
+                return self._executor().submit(call, unit, job)
+            except BrokenProcessPool:  # a worker died: start a new pool
+                self.close(interrupted=True)
+                return self._executor().submit(call, unit, job)
 
-        def fill() -> None:
-            while len(pending) < limit:
-                job = next(todo, _END)
-                if job is _END:
-                    return
-                try:
-                    future = self._executor().submit(call, unit, job)
-                except BrokenProcessPool:  # a worker died: start a new pool
-                    self.close(interrupted=True)
-                    future = self._executor().submit(call, unit, job)
-                pending[future] = job
-
-        fill()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = pending.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # the worker died (killed, out of memory)
-                    outcome = _lost(exc)
-                yield job, outcome
-            fill()
+        return self._stream(
+            jobs,
+            skip,
+            {},
+            submit,
+            lambda pending: wait(pending, return_when=FIRST_COMPLETED)[0],
+            lambda future: future.result(),
+        )
 
     def close(self, interrupted: bool = False) -> None:
         pool, self._pool = self._pool, None
@@ -190,29 +212,15 @@ class RayBackend(Backend):
 
     def run(self, unit, jobs, skip=None):  # type: ignore[no-untyped-def]
         ray = self._ray
-        pending: dict[Any, Any] = {}
-        self._in_flight = pending
-        todo = _unskipped(jobs, skip)
-        limit = self.workers * _IN_FLIGHT_PER_WORKER
-
-        def fill() -> None:
-            while len(pending) < limit:
-                job = next(todo, _END)
-                if job is _END:
-                    return
-                pending[self._remote.remote(unit, job)] = job
-
-        fill()
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                job = pending.pop(ref)
-                try:
-                    outcome = ray.get(ref)
-                except Exception as exc:  # the task's worker died
-                    outcome = _lost(exc)
-                yield job, outcome
-            fill()
+        self._in_flight = {}
+        return self._stream(
+            jobs,
+            skip,
+            self._in_flight,
+            lambda job: self._remote.remote(unit, job),
+            lambda pending: ray.wait(list(pending), num_returns=1)[0],
+            ray.get,
+        )
 
     def close(self, interrupted: bool = False) -> None:
         if interrupted:
