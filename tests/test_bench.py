@@ -252,6 +252,12 @@ def test_a_crashing_cell_is_recorded_and_the_sweep_goes_on(
     assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
 
     # Resumed with a working policy, the failed cells run again; nothing else does.
+    resume_matches_straight(capsys, out, straight)
+
+
+def resume_matches_straight(capsys: pytest.CaptureFixture[str], out: Path, straight: Path) -> None:
+    """``--resume`` on ``out`` finishes the sweep with the straight run's results, each episode
+    recorded once."""
     code, _, err = bench(capsys, *SMALL, "--workers", "1", "--out", str(out), "--resume")
     assert code == 0, err
     assert returns(out) == returns(straight)
@@ -285,9 +291,7 @@ def test_ctrl_c_leaves_a_resumable_folder(
     assert "--resume" in err
     assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
     assert 0 < len(records.read(out / records.RESULTS).episodes) < EPISODES
-    code, _, err = bench(capsys, *SMALL, "--workers", "1", "--out", str(out), "--resume")
-    assert code == 0, err
-    assert returns(out) == returns(straight)
+    resume_matches_straight(capsys, out, straight)
 
 
 # --- backends ------------------------------------------------------------------------------------
