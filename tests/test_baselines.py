@@ -39,7 +39,7 @@ from mtenv.envs.task_allocation import TaskAllocationEnv
 from mtenv.tools.cli import main
 from mtenv.tools.evaluation import evaluate_policy, run_episode
 from mtenv.tools.plan_card import card_plans
-from mtenv.zoo import MODEL_NAMES, TASK_TYPES
+from mtenv.zoo import MODEL_NAMES, TASK_TYPES, get_zoo
 
 SHORT = 40
 FEEDBACK_KEYS = (
@@ -275,7 +275,7 @@ def test_plan_accuracy_on_the_serving_split_equals_the_zoo_card(zoo_engine):
 
     card = _card()
     for name, entry in card["models"].items():
-        plan = SinglePlanConfig(model=name).build()
+        plan = SinglePlanConfig(model=name).build(get_zoo())
         for task_type, metrics in entry["tasks"].items():
             quality = plan_quality(plan, task_type, zoo_engine, split="serving")
             assert np.round(quality.accuracy, 4).tolist() == metrics["accuracy_per_level"], name

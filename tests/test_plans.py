@@ -312,7 +312,7 @@ def test_simulator_catalog_and_card_serve_the_same_outputs_identically(monkeypat
     from mtenv.core.stages import StageRunner, build_stages
     from mtenv.core.tasks import Task
     from mtenv.io.scenario_files import parse_plans
-    from mtenv.zoo import pool_for
+    from mtenv.zoo import get_zoo, pool_for
 
     models = ["linear", "cnn_small", "cnn_wide"]
     rng = np.random.default_rng(0)
@@ -322,7 +322,7 @@ def test_simulator_catalog_and_card_serve_the_same_outputs_identically(monkeypat
         for m in models:
             table = rng.dirichlet(np.full(10, 0.3), size=n).astype(np.float32)
             table[::7] = np.nan  # every seventh input: a model that returned NaN
-            memo[(m, "classify", split, "cpu")] = table
+            memo[(get_zoo(), m, "classify", split, "cpu")] = table
     monkeypatch.setattr(inference, "_MEMO", memo)
     monkeypatch.setattr(catalog, "_QUALITY", {})
     plans = parse_plans(
@@ -361,6 +361,6 @@ def test_simulator_catalog_and_card_serve_the_same_outputs_identically(monkeypat
         np.testing.assert_allclose(quality.accuracy, by_level)
         np.testing.assert_allclose(card[plan.name]["accuracy_by_level"], by_level, atol=5e-5)
         if isinstance(plan, CascadePlan):
-            nan_rows = np.isnan(memo[("linear", "classify", "serving", "cpu")][:, 0])
+            nan_rows = np.isnan(memo[(get_zoo(), "linear", "classify", "serving", "cpu")][:, 0])
             assert nan_rows.any() and not flagged[nan_rows].any()
             assert flagged.any() and card[plan.name]["escalation_rate"] > 0

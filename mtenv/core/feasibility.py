@@ -1,9 +1,15 @@
-"""What the simulator needs of a scenario beyond well-formed fields and names that resolve.
+"""What the simulator needs of a scenario beyond well-formed fields.
+
+:func:`reference_problems` checks that every name resolves: the zoo, its task types (their
+inputs come from its pools) and models, device kinds, the models plans and devices refer to,
+plan names. It also runs on the parts of a file with schema errors, so that one run reports
+every problem of the file.
 
 :func:`feasibility_problems` runs inside :class:`~mtenv.core.schema.Scenario` validation once
 every name resolves, so a scenario that validates can be simulated as written:
 
-* the task types are ones the zoo serves (their inputs come from its pools);
+* the difficulty mix names no more levels than the zoo has, and ``reward.miss_penalty`` names
+  the workload's task types and their classes;
 * the devices are at most :data:`~mtenv.core.limits.MAX_DEVICES` in all and their names (with
   ``count`` expanded) are unique, since metrics and actions are keyed by name;
 * resident models fit their device, in the order listed (nothing is dropped silently);
@@ -17,23 +23,48 @@ spec with the entry's overrides.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from mtenv.core.limits import MAX_DEVICES, excerpt
-
-if TYPE_CHECKING:
-    from mtenv.core.schema import Scenario
+from mtenv.core.plans import Plan
+from mtenv.core.schema import (
+    DEVICE_KINDS,
+    DeviceConfig,
+    PlanConfig,
+    Scenario,
+    WorkloadConfig,
+    default_plans,
+    listed,
+    unknown_name,
+)
 
 
 def feasibility_problems(scenario: Scenario) -> list[str]:
     """One ``"field: expected ..., got ..."`` line per problem; empty when the scenario can run."""
-    from mtenv.zoo import TASK_TYPES
-
-    problems = [
-        f"workload.task_types: unknown task type {excerpt(name)} (known: {', '.join(TASK_TYPES)})"
-        for name in scenario.workload.task_types
-        if name not in TASK_TYPES
-    ]
+    zoo = scenario.zoo_models()
+    known = zoo.task_type_names
+    problems: list[str] = []
+    levels = zoo.n_levels
+    if len(scenario.workload.difficulty) > levels:
+        problems.append(
+            f"workload.difficulty: expected at most {levels} probabilities (levels 0.."
+            f"{levels - 1} of zoo {zoo.name!r}), got {excerpt(scenario.workload.difficulty)}"
+        )
+    for name, by_class in scenario.reward.miss_penalty.items():
+        if name not in scenario.workload.task_types:
+            problems.append(
+                f"reward.miss_penalty: expected one of the workload's task types "
+                f"({', '.join(scenario.workload.task_types)}), got {excerpt(name)}"
+            )
+        elif name in known:
+            n = zoo.n_classes[name]
+            problems += [
+                f"reward.miss_penalty.{name}: expected classes 0..{n - 1}, got {label}"
+                for label in by_class
+                if not 0 <= label < n
+            ]
     total = sum(dev.count for dev in scenario.devices)
     if total > MAX_DEVICES:
         problems.append(
@@ -51,10 +82,9 @@ def feasibility_problems(scenario: Scenario) -> list[str]:
 
 def _model_bytes(scenario: Scenario) -> dict[str, float]:
     """Each offered model's memory on a device, as the simulator's profiles count it."""
-    from mtenv.zoo import model_stats
-
     scale = scenario.profile.bytes_scale
-    return {m: model_stats(m).weight_bytes * scale for m in scenario.models}
+    zoo = scenario.zoo_models()
+    return {m: zoo.stats(m).weight_bytes * scale for m in scenario.models}
 
 
 def _name_problems(scenario: Scenario) -> list[str]:
@@ -120,3 +150,108 @@ def _coverage_problems(scenario: Scenario, model_bytes: dict[str, float]) -> lis
                 f"smallest needs {smallest:,.0f} bytes, the largest device has {largest:,.0f})"
             )
     return problems
+
+
+# --- names that must resolve ----------------------------------------------------------------
+
+
+def reference_problems(
+    zoo_name: str | None,
+    models: list[str] | None,
+    plans: list[Any] | None,
+    devices: list[DeviceConfig | None] | None,
+    task_types: set[str] | None,
+) -> list[str]:
+    """Every name that does not resolve: zoo models, device kinds, the models plans and devices
+    refer to, duplicate plan names, and plans that serve none of the workload's task types.
+
+    Works on parts validated one by one, so that a file with schema errors still has its names
+    checked in the same run: a part that failed its own validation is ``None`` and skipped.
+    """
+    from mtenv.zoo import ZooError, get_zoo
+
+    try:
+        zoo = get_zoo(zoo_name or "digits")
+    except ZooError as exc:
+        return [f"zoo: {exc}"]
+    problems = [
+        f"workload.task_types: unknown task type {excerpt(name)} "
+        f"(known: {', '.join(zoo.task_type_names)})"
+        for name in sorted(task_types or ())
+        if name not in zoo.task_type_names
+    ]
+    served = {t for t in task_types or () if t in zoo.task_type_names}
+    offered = list(models or [])
+    for i, model in enumerate(offered):
+        if model not in zoo.model_names:
+            problems.append(f"models[{i}]: {unknown_name('model', model, zoo.model_names)}")
+    known = [m for m in offered if m in zoo.model_names]
+    buildable: list[tuple[int, Plan]] = []
+    for i, plan in enumerate(plans or []):
+        if plan is None:
+            continue
+        missing = [m for m in plan.model_names() if m not in offered]
+        if models is not None and missing:
+            problems.append(
+                f"plans[{i}]: expected models among the scenario's "
+                f"({listed(offered)}), got {excerpt(missing[0])}"
+            )
+        elif all(m in zoo.model_names for m in plan.model_names()):
+            buildable.append((i, plan.build(zoo)))
+    for i, dev in enumerate(devices or []):
+        if dev is None:
+            continue
+        if dev.kind not in DEVICE_KINDS:
+            problems.append(
+                f"devices[{i}].kind: {unknown_name('device kind', dev.kind, DEVICE_KINDS)}"
+            )
+        for j, model in enumerate(dev.resident):
+            if models is not None and model not in offered:
+                problems.append(
+                    f"devices[{i}].resident[{j}]: expected one of the scenario's models "
+                    f"({listed(offered)}), got {excerpt(model)}"
+                )
+    if plans is None or not plans:
+        buildable = list(enumerate(default_plans(known, served, zoo)))
+    names = [plan.name for _, plan in buildable]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        problems.append(f"plans: expected unique plan names, got duplicates {excerpt(duplicates)}")
+    for i, plan in buildable:
+        if served and not served & set(plan.task_types):
+            problems.append(
+                f"plans[{i}]: plan {excerpt(plan.name)} serves {list(plan.task_types)}, none of "
+                f"the workload's task types {excerpt(sorted(served))}"
+            )
+    return problems
+
+
+def validated_parts(raw: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a raw scenario that :func:`reference_problems` reads, each validated on
+    its own; a part that does not validate is ``None``."""
+
+    def each(key: str, adapter: TypeAdapter) -> list[Any] | None:
+        items = raw.get(key)
+        if not isinstance(items, list):
+            return None
+        out = []
+        for item in items:
+            try:
+                out.append(adapter.validate_python(item))
+            except ValidationError:
+                out.append(None)
+        return out
+
+    models = raw.get("models")
+    try:
+        workload = WorkloadConfig.model_validate(raw.get("workload"))
+    except ValidationError:
+        workload = None
+    zoo = raw.get("zoo", "digits")
+    return {
+        "zoo_name": zoo if isinstance(zoo, str) else None,
+        "models": [m for m in models if isinstance(m, str)] if isinstance(models, list) else None,
+        "plans": each("plans", TypeAdapter(PlanConfig)),
+        "devices": each("devices", TypeAdapter(DeviceConfig)),
+        "task_types": set(workload.task_types) if workload is not None else None,
+    }

@@ -16,18 +16,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mtenv.zoo import load_model, model_stats
-from mtenv.zoo.data import CANVAS_SIZE, to_canvas
+from mtenv.zoo import Zoo, get_zoo
 from mtenv.zoo.models import MultiTaskNet
-from mtenv.zoo.task_types import pool_for
 
 INFERENCE_MODES = ("live", "memoized")
 _MEMO_CHUNK = 64
 
 # Whole-pool outputs, shared by every engine in the process:
-# (model, task type, split, device) -> [pool size, classes]. The weights and the pools are fixed
-# package data, so a table computed once stays right.
-_MEMO: dict[tuple[str, str, str, str], np.ndarray] = {}
+# (zoo, model, task type, split, device) -> [pool size, classes]. The weights and the pools are
+# fixed data of their zoo (keyed by the object: a zoo registered again under its name is another
+# zoo), so a table computed once stays right.
+_MEMO: dict[tuple[Zoo, str, str, str, str], np.ndarray] = {}
 
 
 def _one_torch_thread_after_fork() -> None:
@@ -81,13 +80,14 @@ class ForwardStats:
 
 
 class InferenceEngine:
-    """Class probabilities of zoo models on the pools' real inputs.
+    """Class probabilities of a zoo's models on its pools' real inputs.
 
     Args:
         model_names: the models a scenario may run; loaded from the zoo's safetensors.
         task_types: the task types whose serving pools tasks refer to by input id.
         mode: ``"live"`` or ``"memoized"``.
         device: ``"cpu"`` or ``"cuda"`` (where the models really run).
+        zoo: the zoo (default: the built-in ``digits``).
 
     Building one sets the process's torch intra-op threads (one unless ``MTENV_TORCH_THREADS``
     says otherwise, see :func:`configure_torch_threads`).
@@ -99,14 +99,16 @@ class InferenceEngine:
         task_types: list[str],
         mode: str = "live",
         device: str = "cpu",
+        zoo: Zoo | None = None,
     ):
         if mode not in INFERENCE_MODES:
             raise ValueError(f"inference mode: expected one of {INFERENCE_MODES}, got {mode!r}")
         self.mode = mode
         self.device = device
+        self.zoo = zoo if zoo is not None else get_zoo()
         configure_torch_threads()
-        self.models = {name: load_model(name, device=device) for name in model_names}
-        self.pools = {t: pool_for(t, "serving") for t in task_types}
+        self.models = {name: self.zoo.load(name, device=device) for name in model_names}
+        self.pools = {t: self.zoo.pool_for(t, "serving") for t in task_types}
         self._inputs = {t: pool.inputs.to(device) for t, pool in self.pools.items()}
         self.stats = ForwardStats()
 
@@ -129,7 +131,7 @@ class InferenceEngine:
         start = time.perf_counter()
         with torch.inference_mode():
             parts = [
-                _canvas(self._inputs[t][torch.from_numpy(ids).to(self.device)])
+                net.prepare(self._inputs[t][torch.from_numpy(ids).to(self.device)])
                 for t, ids in ids_by_type.items()
             ]
             features = net.trunk(torch.cat(parts))
@@ -146,10 +148,10 @@ class InferenceEngine:
 
     def pool_outputs(self, model: str, task_type: str, split: str = "serving") -> np.ndarray:
         """The model's probabilities on a whole pool (computed once per process, then shared)."""
-        key = (model, task_type, split, self.device)
+        key = (self.zoo, model, task_type, split, self.device)
         table = _MEMO.get(key)
         if table is None:
-            pool = pool_for(task_type, split)
+            pool = self.zoo.pool_for(task_type, split)
             inputs = pool.inputs.to(self.device)
             ids = torch.arange(pool.n_inputs)
             table = np.concatenate(
@@ -164,13 +166,13 @@ class InferenceEngine:
         if self.mode != "memoized":
             return
         for name in self.models:
-            for task_type in model_stats(name).task_types:
+            for task_type in self.zoo.model(name).task_types:
                 if task_type in self.pools:
                     self.pool_outputs(name, task_type)
 
     def validation_pool(self, task_type: str):
         """The labelled validation pool of a task type (for fitting, never for serving)."""
-        return pool_for(task_type, "validation")
+        return self.zoo.pool_for(task_type, "validation")
 
     def _forward(
         self, model: str, inputs: torch.Tensor, ids: torch.Tensor, task_type: str
@@ -185,7 +187,3 @@ class InferenceEngine:
         self.stats.samples += len(ids)
         self.stats.seconds += time.perf_counter() - start
         return probs
-
-
-def _canvas(x: torch.Tensor) -> torch.Tensor:
-    return to_canvas(x) if x.shape[-1] != CANVAS_SIZE else x

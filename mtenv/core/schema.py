@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,8 +27,6 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    TypeAdapter,
-    ValidationError,
     model_validator,
 )
 
@@ -37,6 +35,9 @@ from mtenv.core.devices import DEVICE_KINDS, DeviceSpec, device_spec
 from mtenv.core.limits import excerpt
 from mtenv.core.plans import CascadePlan, EnsemblePlan, MultiTaskPlan, Plan, SinglePlan
 from mtenv.core.profiles import ProfileScale
+
+if TYPE_CHECKING:
+    from mtenv.zoo import Zoo
 
 PositiveFloat = Annotated[float, Field(gt=0, le=lim.MAX_AMOUNT, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, le=lim.MAX_AMOUNT, allow_inf_nan=False)]
@@ -209,8 +210,9 @@ class WorkloadConfig(_Strict):
         description="task types by name (`classify`, `localize`), each with share and SLO",
     )
     difficulty: list[NonNegativeFloat] = Field(
-        default_factory=lambda: [0.2] * 5,
-        description="probability of each difficulty level (0 = clean input), normalised",
+        default_factory=list,
+        description="probability of each difficulty level (0 = clean input), normalised; "
+        "levels left out get 0; empty: every level of the zoo alike",
     )
     priorities: list[PriorityClass] = Field(
         default_factory=lambda: [PriorityClass(name="normal", weight=1.0, share=1.0)],
@@ -230,16 +232,16 @@ class WorkloadConfig(_Strict):
         )
     )
 
+    def level_weights(self, n_levels: int) -> list[float]:
+        """Unnormalised probability of each of a zoo's ``n_levels`` difficulty levels."""
+        if not self.difficulty:
+            return [1.0] * n_levels
+        given = list(self.difficulty)[:n_levels]
+        return given + [0.0] * (n_levels - len(given))
+
     @model_validator(mode="after")
     def _check_difficulty(self) -> WorkloadConfig:
-        from mtenv.zoo import N_LEVELS
-
-        if len(self.difficulty) > N_LEVELS:
-            raise ValueError(
-                f"difficulty: expected at most {N_LEVELS} probabilities (levels 0..{N_LEVELS - 1}),"
-                f" got {excerpt(self.difficulty)}"
-            )
-        if not self.difficulty or sum(self.difficulty) <= 0:
+        if self.difficulty and sum(self.difficulty) <= 0:
             raise ValueError(
                 f"difficulty: expected at least one positive probability, got "
                 f"{excerpt(self.difficulty)}"
@@ -288,11 +290,9 @@ class DeviceConfig(_Strict):
         return base.with_overrides(**changes) if changes else base
 
 
-def _served_types(models: tuple[str, ...]) -> tuple[str, ...]:
-    """The task types every one of ``models`` serves (from the zoo's measured stats)."""
-    from mtenv.zoo import model_stats
-
-    types = [model_stats(m).task_types for m in models]
+def _served_types(models: tuple[str, ...], zoo: Zoo) -> tuple[str, ...]:
+    """The task types every one of ``models`` serves."""
+    types = [zoo.model(m).task_types for m in models]
     return tuple(t for t in types[0] if all(t in other for other in types[1:]))
 
 
@@ -306,8 +306,8 @@ class SinglePlanConfig(_Strict):
     def model_names(self) -> tuple[str, ...]:
         return (self.model,)
 
-    def build(self) -> Plan:
-        return SinglePlan(self.name or self.model, _served_types((self.model,)), self.model)
+    def build(self, zoo: Zoo) -> Plan:
+        return SinglePlan(self.name or self.model, _served_types((self.model,), zoo), self.model)
 
 
 class EnsemblePlanConfig(_Strict):
@@ -332,11 +332,16 @@ class EnsemblePlanConfig(_Strict):
     def model_names(self) -> tuple[str, ...]:
         return tuple(self.members)
 
-    def build(self) -> Plan:
+    def build(self, zoo: Zoo) -> Plan:
         members = tuple(self.members)
         name = self.name or f"{self.fusion}({'+'.join(members)}){'/' + self.weighting}"
         return EnsemblePlan(
-            name, _served_types(members), members, self.fusion, self.weighting, self.learning_rate
+            name,
+            _served_types(members, zoo),
+            members,
+            self.fusion,
+            self.weighting,
+            self.learning_rate,
         )
 
 
@@ -355,9 +360,9 @@ class CascadePlanConfig(_Strict):
     def model_names(self) -> tuple[str, ...]:
         return (self.first, self.second)
 
-    def build(self) -> Plan:
+    def build(self, zoo: Zoo) -> Plan:
         name = self.name or f"{self.first}>{self.second}@{self.threshold:g}"
-        types = _served_types((self.first, self.second))
+        types = _served_types((self.first, self.second), zoo)
         return CascadePlan(name, types, self.first, self.second, self.threshold)
 
 
@@ -371,8 +376,8 @@ class MultiTaskPlanConfig(_Strict):
     def model_names(self) -> tuple[str, ...]:
         return (self.model,)
 
-    def build(self) -> Plan:
-        return MultiTaskPlan(self.name or self.model, _served_types((self.model,)), self.model)
+    def build(self, zoo: Zoo) -> Plan:
+        return MultiTaskPlan(self.name or self.model, _served_types((self.model,), zoo), self.model)
 
 
 def _plan_kind(value: Any) -> str | None:
@@ -429,7 +434,8 @@ class RewardConfig(_Strict):
     """Reward weights. A finished task earns ``priority × correct × (1 if on time else
     late_credit)`` minus the weighted latency, SLO-miss, cost and energy penalties; a rejection
     costs ``reject × priority``; an invalid action is served as a rejection and costs
-    ``invalid_action`` more."""
+    ``invalid_action`` more; a task of a class listed in ``miss_penalty`` that is not answered
+    right costs that penalty × priority more."""
 
     correct: NonNegativeFloat = Field(1.0, description="reward for a correct answer")
     late_credit: Probability = Field(
@@ -442,6 +448,12 @@ class RewardConfig(_Strict):
     reject: NonNegativeFloat = Field(0.3, description="penalty per rejection, times priority")
     invalid_action: NonNegativeFloat = Field(
         0.5, description="extra penalty for a masked-out action (served as a rejection)"
+    )
+    miss_penalty: dict[str, dict[int, NonNegativeFloat]] = Field(
+        default_factory=dict,
+        max_length=lim.MAX_LIST_ITEMS,
+        description="task type → true class → extra penalty, times priority, when a task of that "
+        "class is not answered right (wrong, rejected or dropped): missed positives cost more",
     )
 
 
@@ -474,6 +486,7 @@ class Scenario(_Strict):
     episode_tasks: Annotated[int, Field(ge=1, le=lim.MAX_EPISODE_TASKS)] = Field(
         description="tasks per episode"
     )
+    zoo: Name = Field("digits", description="the zoo whose models and data serve the tasks")
     models: list[str] = Field(
         min_length=1, max_length=lim.MAX_LIST_ITEMS, description="the zoo models on offer"
     )
@@ -500,10 +513,10 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:
-        from mtenv.core.feasibility import feasibility_problems
+        from mtenv.core.feasibility import feasibility_problems, reference_problems
 
-        problems = _reference_problems(
-            self.models, self.plans, self.devices, set(self.workload.task_types)
+        problems = reference_problems(
+            self.zoo, self.models, self.plans, self.devices, set(self.workload.task_types)
         ) or feasibility_problems(self)
         if problems:
             raise ValueError("\n".join(problems))
@@ -511,9 +524,16 @@ class Scenario(_Strict):
 
     def plan_list(self) -> list[Plan]:
         """The plans on offer, in action order."""
+        zoo = self.zoo_models()
         if self.plans:
-            return [p.build() for p in self.plans]
-        return _default_plans(self.models, set(self.workload.task_types))
+            return [p.build(zoo) for p in self.plans]
+        return default_plans(self.models, set(self.workload.task_types), zoo)
+
+    def zoo_models(self) -> Zoo:
+        """The :class:`~mtenv.zoo.Zoo` this scenario names."""
+        from mtenv.zoo import get_zoo
+
+        return get_zoo(self.zoo)
 
     def device_names(self) -> list[str]:
         """One unique name per device, in action order (``count`` entries expanded)."""
@@ -528,106 +548,19 @@ class Scenario(_Strict):
         return [dev for dev in self.devices for _ in range(dev.count)]
 
 
-def _reference_problems(
-    models: list[str] | None,
-    plans: list[Any] | None,
-    devices: list[DeviceConfig | None] | None,
-    task_types: set[str] | None,
-) -> list[str]:
-    """Every name that does not resolve: zoo models, device kinds, the models plans and devices
-    refer to, duplicate plan names, and plans that serve none of the workload's task types.
-
-    Works on parts validated one by one, so that a file with schema errors still has its names
-    checked in the same run: a part that failed its own validation is ``None`` and skipped.
-    """
-    from mtenv.zoo import MODEL_NAMES
-
-    problems: list[str] = []
-    offered = list(models or [])
-    for i, model in enumerate(offered):
-        if model not in MODEL_NAMES:
-            problems.append(f"models[{i}]: {_unknown('model', model, MODEL_NAMES)}")
-    known = [m for m in offered if m in MODEL_NAMES]
-    buildable: list[tuple[int, Plan]] = []
-    for i, plan in enumerate(plans or []):
-        if plan is None:
-            continue
-        missing = [m for m in plan.model_names() if m not in offered]
-        if models is not None and missing:
-            problems.append(
-                f"plans[{i}]: expected models among the scenario's "
-                f"({_listed(offered)}), got {excerpt(missing[0])}"
-            )
-        elif all(m in MODEL_NAMES for m in plan.model_names()):
-            buildable.append((i, plan.build()))
-    for i, dev in enumerate(devices or []):
-        if dev is None:
-            continue
-        if dev.kind not in DEVICE_KINDS:
-            problems.append(f"devices[{i}].kind: {_unknown('device kind', dev.kind, DEVICE_KINDS)}")
-        for j, model in enumerate(dev.resident):
-            if models is not None and model not in offered:
-                problems.append(
-                    f"devices[{i}].resident[{j}]: expected one of the scenario's models "
-                    f"({_listed(offered)}), got {excerpt(model)}"
-                )
-    if plans is None or not plans:
-        buildable = list(enumerate(_default_plans(known, task_types or set())))
-    names = [plan.name for _, plan in buildable]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        problems.append(f"plans: expected unique plan names, got duplicates {excerpt(duplicates)}")
-    for i, plan in buildable:
-        if task_types is not None and not task_types & set(plan.task_types):
-            problems.append(
-                f"plans[{i}]: plan {excerpt(plan.name)} serves {list(plan.task_types)}, none of "
-                f"the workload's task types {excerpt(sorted(task_types))}"
-            )
-    return problems
-
-
-def _default_plans(models: list[str], task_types: set[str]) -> list[Plan]:
+def default_plans(models: list[str], task_types: set[str], zoo: Zoo) -> list[Plan]:
     """One plan per model serving one of ``task_types``: a multi-task plan for a model with
     several heads, a single plan otherwise (what a scenario without ``plans`` offers)."""
     defaults = [
-        MultiTaskPlanConfig(kind="multitask", model=m).build()
-        if len(_served_types((m,))) > 1
-        else SinglePlanConfig(model=m).build()
+        MultiTaskPlanConfig(kind="multitask", model=m).build(zoo)
+        if len(_served_types((m,), zoo)) > 1
+        else SinglePlanConfig(model=m).build(zoo)
         for m in models
     ]
     return [plan for plan in defaults if task_types & set(plan.task_types)]
 
 
-def _validated_parts(raw: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a raw scenario that :func:`_reference_problems` reads, each validated on
-    its own; a part that does not validate is ``None``."""
-
-    def each(key: str, adapter: TypeAdapter) -> list[Any] | None:
-        items = raw.get(key)
-        if not isinstance(items, list):
-            return None
-        out = []
-        for item in items:
-            try:
-                out.append(adapter.validate_python(item))
-            except ValidationError:
-                out.append(None)
-        return out
-
-    models = raw.get("models")
-    try:
-        workload = WorkloadConfig.model_validate(raw.get("workload"))
-    except ValidationError:
-        workload = None
-    return {
-        "models": [m for m in models if isinstance(m, str)] if isinstance(models, list) else None,
-        "plans": each("plans", TypeAdapter(PlanConfig)),
-        "devices": each("devices", TypeAdapter(DeviceConfig)),
-        "task_types": set(workload.task_types) if workload is not None else None,
-    }
-
-
-def _listed(names: list[str]) -> str:
+def listed(names: list[str]) -> str:
     """Names for a one-line message: a name with a control character (a line break would split
     the message) is shown quoted and escaped."""
     shown = [n if isinstance(n, str) and n.isprintable() else repr(n) for n in names[:12]]
@@ -636,7 +569,7 @@ def _listed(names: list[str]) -> str:
     )
 
 
-def _unknown(what: str, value: str, known: Any) -> str:
+def unknown_name(what: str, value: str, known: Any) -> str:
     close = difflib.get_close_matches(value[:100], list(known), n=3)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     return f"unknown {what} {excerpt(value)} (known: {', '.join(known)}){hint}"

@@ -35,8 +35,6 @@ from mtenv.core.schema import Scenario
 from mtenv.core.stages import TRUNK, StageRunner, build_stages
 from mtenv.core.tasks import Task, TaskStatus
 from mtenv.core.workload import TaskGenerator
-from mtenv.zoo import model_stats
-from mtenv.zoo.task_types import N_CLASSES
 
 _DONE, _WAKE = 0, 1
 
@@ -121,6 +119,7 @@ class Simulator:
         self.scenario = scenario
         self.generator = generator
         self.engine = engine
+        self.zoo = engine.zoo
         self.episode_tasks = scenario.episode_tasks
         self.drop_expired = scenario.workload.drop_expired
         self.plans: list[Plan] = scenario.plan_list()
@@ -142,7 +141,7 @@ class Simulator:
         n_m, n_d, n_p = len(self.models), len(self.specs), len(self.plans)
         self.model_profiles: list[list[LatencyProfile]] = []
         for m in self.models:
-            stats = model_stats(m)
+            stats = self.zoo.stats(m)
             row = []
             for spec in self.specs:
                 prof = derive_profile(
@@ -207,7 +206,7 @@ class Simulator:
         """Per device: the shared trunk's profile and each task type's head profile, priced
         from the multi-task model's measured trunk and head FLOPs (weights stream once, with
         the trunk)."""
-        stats = model_stats(model)
+        stats = self.zoo.stats(model)
         parts = []
         for spec in self.specs:
             price = partial(derive_profile, device=spec, scale=scale)
@@ -248,7 +247,7 @@ class Simulator:
         self.in_flight = 0
         self.last_completion = 0.0
         self.metrics = EpisodeMetrics(
-            n_classes=[N_CLASSES[t] for t in self.task_types],
+            n_classes=[self.zoo.n_classes[t] for t in self.task_types],
             cascade_plans=tuple(p for p, e in enumerate(self.layout.escalation) if e >= 0),
             plan_names=[p.name for p in self.plans],
             device_names=self.device_names,

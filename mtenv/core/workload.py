@@ -35,7 +35,7 @@ from mtenv.core.schema import (
 )
 from mtenv.core.tasks import Task
 from mtenv.core.traces import TraceError, load_counts_csv, load_timestamps_csv
-from mtenv.zoo import N_LEVELS, Pool
+from mtenv.zoo import Pool
 
 _BLOCK = 1024
 
@@ -95,17 +95,22 @@ class TaskGenerator:
         workload: the scenario's workload block.
         pools: the serving pool of each task type, where the tasks' inputs come from.
         arrivals: the arrival process (built by :func:`make_arrivals`).
+        n_levels: the zoo's number of difficulty levels.
     """
 
-    def __init__(self, workload: WorkloadConfig, pools: dict[str, Pool], arrivals: ArrivalProcess):
+    def __init__(
+        self,
+        workload: WorkloadConfig,
+        pools: dict[str, Pool],
+        arrivals: ArrivalProcess,
+        n_levels: int,
+    ):
         self.arrivals = arrivals
         self.task_types = list(workload.task_types)
         self.pools = [pools[t] for t in self.task_types]
         self.slo_s = np.array([t.slo_ms / 1e3 for t in workload.task_types.values()])
         self._type_p = _normalised([t.share for t in workload.task_types.values()])
-        n_levels = N_LEVELS
-        difficulty = list(workload.difficulty)[:n_levels]
-        self._level_p = _normalised(difficulty + [0.0] * (n_levels - len(difficulty)))
+        self._level_p = _normalised(workload.level_weights(n_levels))
         self.priority_weights = np.array([p.weight for p in workload.priorities])
         self._priority_p = _normalised([p.share for p in workload.priorities])
         # Python lists: per-task reads of numpy scalars would dominate next_task().
@@ -167,8 +172,8 @@ def _normalised(weights: list[float]) -> np.ndarray:
     return w / w.sum()
 
 
-def task_generator(scenario: Scenario, pools: dict[str, Pool]) -> TaskGenerator:
+def task_generator(scenario: Scenario, pools: dict[str, Pool], n_levels: int) -> TaskGenerator:
     """The generator for a scenario, resolving trace paths against the scenario's folder."""
     base = Path(scenario.source).parent if scenario.source else None
     arrivals = make_arrivals(scenario.workload.arrivals, base)
-    return TaskGenerator(scenario.workload, pools, arrivals)
+    return TaskGenerator(scenario.workload, pools, arrivals, n_levels)

@@ -35,7 +35,7 @@ class PlanQuality:
     """How one plan does on one task type's pool, per difficulty level.
 
     Attributes:
-        accuracy: fraction answered right at each level, ``[N_LEVELS]``.
+        accuracy: fraction answered right at each level, ``[n_levels]``.
         escalation_rate: fraction a cascade escalated at each level (0 for other plans).
     """
 
@@ -43,7 +43,7 @@ class PlanQuality:
     escalation_rate: np.ndarray
 
 
-_QUALITY: dict[tuple[Plan, str, str, str], PlanQuality] = {}
+_QUALITY: dict[tuple[object, Plan, str, str, str], PlanQuality] = {}
 
 
 def plan_quality(
@@ -51,17 +51,16 @@ def plan_quality(
 ) -> PlanQuality:
     """Accuracy and escalation rate of ``plan`` on ``task_type``'s ``split`` pool per level,
     served with ``engine``'s models exactly as the simulator serves one task at a time.
-    Memoised per process (the weights and pools are fixed package data)."""
-    key = (plan, task_type, split, engine.device)
+    Memoised per process (the weights and pools are fixed data of their zoo)."""
+    key = (engine.zoo, plan, task_type, split, engine.device)
     quality = _QUALITY.get(key)
     if quality is None:
         from mtenv.core.plans import serve_pool
-        from mtenv.zoo import N_LEVELS, pool_for
 
-        pool = pool_for(task_type, split)
+        pool = engine.zoo.pool_for(task_type, split)
         served = serve_pool(plan, engine, task_type, split)
         right, escalated = served.answer == pool.labels, served.escalated
-        levels = [pool.levels == level for level in range(N_LEVELS)]
+        levels = [pool.levels == level for level in range(engine.zoo.n_levels)]
         quality = PlanQuality(
             accuracy=_frozen(np.array([right[at].mean() for at in levels])),
             escalation_rate=_frozen(np.array([escalated[at].mean() for at in levels])),
@@ -86,7 +85,7 @@ class ActionCatalog:
         fits: ``[n_plans, n_devices]`` bool, whether the plan's models fit in the device's memory.
         plan_of / device_of: ``[n_plans · n_devices]`` int64, the plan and device of each
             serving action.
-        accuracy: ``[n_plans, n_task_types, N_LEVELS]``, the plan's accuracy on the zoo's
+        accuracy: ``[n_plans, n_task_types, n_levels]``, the plan's accuracy on the zoo's
             validation split per difficulty level; NaN where it does not serve the type.
         escalation_rate: same shape, the fraction of tasks a cascade sends on to its second
             model (0 for other plans, NaN where the plan does not serve the type).
@@ -151,12 +150,11 @@ class _Probe:
 
 def build_catalog(sim: Simulator, engine: InferenceEngine, reward: RewardConfig) -> ActionCatalog:
     """The catalog of ``sim``'s scenario, its accuracy measured with ``engine``'s models."""
-    from mtenv.zoo import N_LEVELS
-
+    n_levels = engine.zoo.n_levels
     plans, task_types = sim.plans, list(sim.task_types)
     n_p, n_t, n_d = len(plans), len(task_types), len(sim.specs)
-    accuracy = np.full((n_p, n_t, N_LEVELS), np.nan)
-    escalation = np.full((n_p, n_t, N_LEVELS), np.nan)
+    accuracy = np.full((n_p, n_t, n_levels), np.nan)
+    escalation = np.full((n_p, n_t, n_levels), np.nan)
     for p, plan in enumerate(plans):
         for t, name in enumerate(task_types):
             if sim.plan_serves[p, t]:
@@ -164,7 +162,7 @@ def build_catalog(sim: Simulator, engine: InferenceEngine, reward: RewardConfig)
                 accuracy[p, t] = quality.accuracy
                 escalation[p, t] = quality.escalation_rate
 
-    mix = _workload_mix(sim, N_LEVELS)  # [T, L], sums to one over the workload
+    mix = _workload_mix(sim, n_levels)  # [T, L], sums to one over the workload
     latency = np.zeros((n_p, n_d))
     for p in range(n_p):
         weights = mix * sim.plan_serves[p][:, None]
@@ -213,8 +211,7 @@ def _workload_mix(sim: Simulator, n_levels: int) -> np.ndarray:
     """``[n_task_types, n_levels]``: the share of arrivals of each type at each level."""
     workload = sim.scenario.workload
     shares = np.array([workload.task_types[t].share for t in sim.task_types], dtype=float)
-    levels = np.zeros(n_levels)
-    levels[: len(workload.difficulty)] = workload.difficulty
+    levels = np.array(workload.level_weights(n_levels))
     mix = np.outer(shares / shares.sum(), levels / levels.sum())
     return mix
 

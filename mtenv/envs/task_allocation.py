@@ -24,7 +24,6 @@ from mtenv.envs.catalog import ActionCatalog, build_catalog
 from mtenv.envs.feedback import NO_FEEDBACK, Feedback
 from mtenv.envs.observation import ObservationLayout, ObservationWriter
 from mtenv.io.scenario_files import load_scenario, shipped_scenarios
-from mtenv.zoo import N_LEVELS
 
 if TYPE_CHECKING:
     from mtenv.render.viewer import Viewer
@@ -208,15 +207,21 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
         self._return = 0.0
         self._last_action = -1
         task_types = list(self.scenario.workload.task_types)
+        zoo = self.scenario.zoo_models()
         self.engine = engine or InferenceEngine(
             list(self.scenario.models),
             task_types,
             mode=inference or self.scenario.inference.mode,
             device=device or self.scenario.inference.device,
+            zoo=zoo,
         )
-        pools = self.engine.pools
-        self.sim = Simulator(self.scenario, task_generator(self.scenario, pools), self.engine)
-        self.reward_fn = TaskReward(self.scenario.reward)
+        if self.engine.zoo is not zoo:
+            raise ValueError(
+                f"engine: runs zoo {self.engine.zoo.name!r}, the scenario names {zoo.name!r}"
+            )
+        generator = task_generator(self.scenario, self.engine.pools, zoo.n_levels)
+        self.sim = Simulator(self.scenario, generator, self.engine)
+        self.reward_fn = TaskReward(self.scenario.reward, self.sim.task_types)
 
         sim = self.sim
         self.n_plans, self.n_devices = len(sim.plans), len(sim.specs)
@@ -226,7 +231,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             f"{plan.name}@{dev}" for plan in sim.plans for dev in sim.device_names
         ] + ["reject"]
         layout = ObservationLayout.build(
-            sim.task_types, sim.device_names, sim.models, [p.name for p in sim.plans], N_LEVELS
+            sim.task_types, sim.device_names, sim.models, [p.name for p in sim.plans], zoo.n_levels
         )
         self.feature_names = list(layout.names)
         self.catalog: ActionCatalog = build_catalog(sim, self.engine, self.scenario.reward)

@@ -20,22 +20,24 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from mtenv.core.feasibility import reference_problems, validated_parts
 from mtenv.core.limits import excerpt
 from mtenv.core.plans import Plan
 from mtenv.core.schema import (
     PlanConfig,
     Scenario,
     ScenarioError,
-    _reference_problems,
-    _unknown,
-    _validated_parts,
+    unknown_name,
 )
 from mtenv.io.safe_yaml import YamlProblem, read_yaml
+
+if TYPE_CHECKING:
+    from mtenv.zoo import Zoo
 
 
 def shipped_scenarios() -> dict[str, Path]:
@@ -58,7 +60,7 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
         return path
     found = _shipped_path(text)
     if found is None:
-        raise ScenarioError(f"scenario: {_unknown('scenario', text, shipped_scenarios())}")
+        raise ScenarioError(f"scenario: {unknown_name('scenario', text, shipped_scenarios())}")
     return found
 
 
@@ -126,19 +128,14 @@ def parse_scenario(
         return Scenario.model_validate({**raw, "source": source})
     except ValidationError as exc:
         problems = _format_errors(exc)
+        if len(problems) <= _MAX_PROBLEMS and any(err["loc"] for err in exc.errors()):
+            # Field errors stop pydantic before the cross-references: check those here too, so
+            # that one run reports every problem of the file.
+            problems += [p for p in reference_problems(**validated_parts(raw)) if p not in problems]
         if len(problems) > _MAX_PROBLEMS:
             # Only the first few: a long list of bad items would otherwise flood the screen.
             more = len(problems) - _MAX_PROBLEMS
-            raise ScenarioError(
-                "\n".join(f"{label}: {line}" for line in problems[:_MAX_PROBLEMS])
-                + f"\n{label}: ... and {more} more problem(s)"
-            ) from None
-        if any(err["loc"] for err in exc.errors()):
-            # Field errors stop pydantic before the cross-references: check those here too, so
-            # that one run reports every problem of the file.
-            problems += [
-                p for p in _reference_problems(**_validated_parts(raw)) if p not in problems
-            ]
+            problems = [*problems[:_MAX_PROBLEMS], f"... and {more} more problem(s)"]
         raise ScenarioError("\n".join(f"{label}: {line}" for line in problems)) from None
 
 
@@ -235,7 +232,9 @@ def _extends_target(ref: Any, origin: Path | None, label: str) -> Path:
         return as_path
     found = _shipped_path(ref)
     if found is None:
-        raise ScenarioError(f"{label}: extends: {_unknown('scenario', ref, shipped_scenarios())}")
+        raise ScenarioError(
+            f"{label}: extends: {unknown_name('scenario', ref, shipped_scenarios())}"
+        )
     return found
 
 
@@ -381,10 +380,15 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
-def parse_plans(raw: list[dict[str, Any]], label: str = "plans") -> list[Plan]:
-    """Plans written as in a scenario's ``plans`` list, validated and built."""
+def parse_plans(
+    raw: list[dict[str, Any]], label: str = "plans", zoo: Zoo | None = None
+) -> list[Plan]:
+    """Plans written as in a scenario's ``plans`` list, validated and built on ``zoo``
+    (default: digits)."""
+    from mtenv.zoo import get_zoo
+
     try:
         configs = TypeAdapter(list[PlanConfig]).validate_python(raw)
     except ValidationError as exc:
         raise ScenarioError("\n".join(f"{label}{line}" for line in _format_errors(exc))) from None
-    return [config.build() for config in configs]
+    return [config.build(zoo if zoo is not None else get_zoo()) for config in configs]

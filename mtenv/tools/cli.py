@@ -1,8 +1,9 @@
 """The ``mtenv`` command line.
 
     mtenv run --scenario quickstart --policy random --episodes 3 --seed 0 [--json]
-    mtenv zoo train [--out DIR]         retrain the model zoo (deterministic recipe)
-    mtenv zoo card [--out DIR]          regenerate the zoo card from the shipped weights
+    mtenv zoo list [--json]             the zoos scenarios can name (built in, plug-ins)
+    mtenv zoo train [--out DIR]         retrain the digits zoo (deterministic recipe)
+    mtenv zoo card [--zoo NAME] [--out DIR]   a zoo's card from its weights
     mtenv perf [--quick] [--json]       one table of speed ratios (CartPole-v1, batched, PPO)
     mtenv scenarios list [--json]       the shipped scenarios, one line each
     mtenv scenarios show NAME|FILE      one scenario resolved (extends, defaults) as YAML
@@ -32,6 +33,7 @@ from mtenv.tools.cli_catalog import (
     cmd_scenarios_show,
     cmd_scenarios_validate,
     cmd_zoo_card,
+    cmd_zoo_list,
     cmd_zoo_train,
 )
 from mtenv.tools.cli_common import (
@@ -120,17 +122,30 @@ def _parser() -> argparse.ArgumentParser:
     _add_trust_pickle(run)
     run.set_defaults(handler=cmd_run)
 
-    zoo = commands.add_parser("zoo", help="the model zoo: train it, regenerate its card")
+    zoo = commands.add_parser("zoo", help="the model zoos: list them, show a card, retrain digits")
     zoo.set_defaults(handler=lambda _args: _print_help(zoo))
     zoo_commands = zoo.add_subparsers(title="zoo commands")
-    train = zoo_commands.add_parser("train", help="train every zoo model (deterministic)")
+    listing = zoo_commands.add_parser(
+        "list", help="every zoo a scenario can name: built in, installed plug-ins, registered"
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON object per zoo")
+    listing.set_defaults(handler=cmd_zoo_list)
+    train = zoo_commands.add_parser(
+        "train", help="train every model of the built-in digits zoo (deterministic)"
+    )
     train.add_argument("--out", default=None, help="folder for the weights (default: the package)")
     train.add_argument("--models", nargs="*", default=None, help="only these models")
     train.set_defaults(handler=cmd_zoo_train)
     card = zoo_commands.add_parser(
-        "card", help="evaluate the shipped weights and the collaborating plans, write the card"
+        "card", help="evaluate a zoo's weights and its plans on the serving pools: the card"
     )
-    card.add_argument("--out", default=None, help="folder for CARD.md / card.json")
+    card.add_argument("--zoo", default="digits", help="the zoo (default: digits)")
+    card.add_argument(
+        "--out",
+        default=None,
+        help="folder for CARD.md / card.json (digits default: the package's; other zoos "
+        "default: print CARD.md)",
+    )
     card.set_defaults(handler=cmd_zoo_card)
 
     render = commands.add_parser(

@@ -1,4 +1,4 @@
-"""The commands on what ships with the package: ``mtenv zoo train|card`` (the model zoo),
+"""The commands on what ships with the package: ``mtenv zoo list|train|card`` (the zoos),
 ``mtenv perf`` (the step-rate benchmark) and ``mtenv scenarios list|show|validate|schema``."""
 
 from __future__ import annotations
@@ -24,12 +24,57 @@ def cmd_zoo_train(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo_card(args: argparse.Namespace) -> int:
-    from mtenv.tools.plan_card import plan_section
-    from mtenv.zoo import write_card
+    from mtenv.tools.plan_card import evaluate_plans, plan_section
+    from mtenv.zoo import get_zoo, write_card
+    from mtenv.zoo.card import any_zoo_card, render_any_zoo_card, write_any_zoo_card
 
+    zoo = get_zoo(args.zoo)
     out = out_dir_arg(args.out)
-    for path in write_card(out_dir=out, extra_sections=[plan_section()]):
+    if zoo.name == "digits":
+        paths = write_card(out_dir=out, extra_sections=[plan_section()])
+    else:
+        sections = [plan_section(evaluate_plans(zoo=zoo, task_type=t)) for t in zoo.task_type_names]
+        if out is None:
+            print(render_any_zoo_card(any_zoo_card(zoo), sections))
+            return 0
+        paths = write_any_zoo_card(zoo, out, sections)
+    for path in paths:
         print(path)
+    return 0
+
+
+def cmd_zoo_list(args: argparse.Namespace) -> int:
+    from mtenv.zoo import ZooError, get_zoo, zoo_names, zoo_source
+
+    rows: list[dict[str, Any]] = []
+    for name in zoo_names():
+        try:
+            zoo = get_zoo(name)
+        except ZooError as exc:  # one broken plug-in does not hide the others
+            rows.append({"name": name, "source": zoo_source(name), "error": str(exc)})
+            continue
+        rows.append(
+            {
+                "name": name,
+                "source": zoo_source(name),
+                "description": zoo.description,
+                "task_types": list(zoo.task_type_names),
+                "models": list(zoo.model_names),
+                "levels": zoo.n_levels,
+            }
+        )
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    for row in rows:
+        print(f"{row['name']}  ({row['source']})")
+        if "error" in row:
+            print(f"    cannot be loaded: {row['error']}")
+            continue
+        print(f"    {row['description']}")
+        print(f"    task types: {', '.join(row['task_types'])}; levels: {row['levels']}")
+        print(f"    models: {', '.join(row['models'])}")
     return 0
 
 

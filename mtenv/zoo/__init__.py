@@ -1,4 +1,8 @@
-"""mtenv's model zoo: real digit models of different capacity, their data and profiles.
+"""mtenv's model zoos: real models, the data they serve and their profiles.
+
+A zoo is a plug-in (:mod:`mtenv.zoo.registry`: :class:`Zoo`, :func:`register_zoo`, the
+``mtenv.zoos`` entry-point group); ``digits`` is built in (:mod:`mtenv.zoo.digits`) and the
+modules below are its parts:
 
 * :mod:`mtenv.zoo.data`: the bundled 8×8 digits, the fixed split, corruption levels, the
   16×16 localize canvases and the input pools tasks draw from.
@@ -33,14 +37,29 @@ from mtenv.zoo.models import (
     ModelStats,
     MultiTaskNet,
     build_model,
+    measure_stats,
     model_stats,
     task_logits,
 )
-from mtenv.zoo.store import load_model, weights_path
+from mtenv.zoo.registry import (
+    DEFAULT_ZOO,
+    ENTRY_POINT_GROUP,
+    TaskType,
+    Zoo,
+    ZooModel,
+    get_zoo,
+    register_zoo,
+    unregister_zoo,
+    zoo_names,
+    zoo_source,
+)
+from mtenv.zoo.store import load_model, load_weights, save_weights, weights_path
 from mtenv.zoo.task_types import INPUT_SHAPES, N_CLASSES, TASK_TYPES, pool_for
 from mtenv.zoo.train import RECIPES, TrainRecipe, train_model, train_zoo
 
 __all__ = [
+    "DEFAULT_ZOO",
+    "ENTRY_POINT_GROUP",
     "INPUT_SHAPES",
     "MODEL_NAMES",
     "N_CLASSES",
@@ -51,21 +70,32 @@ __all__ = [
     "ModelStats",
     "MultiTaskNet",
     "Pool",
+    "TaskType",
     "TrainRecipe",
+    "Zoo",
     "ZooError",
+    "ZooModel",
     "build_model",
     "evaluate_zoo",
+    "get_zoo",
     "load_model",
+    "load_weights",
     "localize_serving_pool",
     "localize_validation_pool",
+    "measure_stats",
     "model_stats",
     "pool_for",
+    "register_zoo",
+    "save_weights",
     "serving_pool",
     "task_logits",
     "to_canvas",
     "train_model",
     "train_zoo",
+    "unregister_zoo",
     "validation_pool",
     "weights_path",
     "write_card",
+    "zoo_names",
+    "zoo_source",
 ]

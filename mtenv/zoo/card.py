@@ -14,24 +14,28 @@ after the zoo's sections, in ``CARD.md`` and under ``extra_sections`` in ``card.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from mtenv.zoo.data import CLUTTER, LEVELS, N_LEVELS, Pool
-from mtenv.zoo.models import MODEL_NAMES, architecture_of, model_stats, task_logits
+from mtenv.zoo.models import MODEL_NAMES, ModelStats, architecture_of, model_stats, task_logits
 from mtenv.zoo.store import atomic_path, load_model, read_metadata, weights_path
 from mtenv.zoo.task_types import INPUT_SHAPES, N_CLASSES, TASK_TYPES, pool_for
 from mtenv.zoo.train import deterministic_cpu
 
+if TYPE_CHECKING:
+    from mtenv.zoo.registry import Zoo
+
 __all__ = [
     "ECE_BINS",
     "CardSection",
+    "any_zoo_card",
     "calibration_error",
     "card_table",
     "classification_report",
@@ -39,7 +43,9 @@ __all__ = [
     "evaluate_zoo",
     "markdown_table",
     "multitask_table",
+    "render_any_zoo_card",
     "render_card",
+    "write_any_zoo_card",
     "write_card",
 ]
 
@@ -114,11 +120,11 @@ def classification_report(
     }
 
 
-def _task_metrics(probs: np.ndarray, pool: Pool) -> dict[str, Any]:
+def _task_metrics(probs: np.ndarray, pool: Pool, n_levels: int = N_LEVELS) -> dict[str, Any]:
     """Accuracy, calibration and per-class report of ``probs`` ``[M, C]`` on ``pool``."""
     pred = probs.argmax(axis=1)
     correct = pred == pool.labels
-    per_level = [pool.ids_at_level(level) for level in range(N_LEVELS)]
+    per_level = [np.flatnonzero(pool.levels == level) for level in range(n_levels)]
     return {
         "accuracy": _r(correct.mean()),
         "accuracy_per_level": [_r(correct[ids].mean()) for ids in per_level],
@@ -128,19 +134,26 @@ def _task_metrics(probs: np.ndarray, pool: Pool) -> dict[str, Any]:
     }
 
 
-def _evaluate_model(name: str, path: Path) -> dict[str, Any]:
-    """The card entry of one model loaded from ``path``: cost, recipe and metrics per task."""
-    model = load_model(name, path=path)
-    stats = model_stats(name)
+def _served_metrics(
+    model: torch.nn.Module,
+    task_types: Sequence[str],
+    pool_of: Callable[[str], Pool],
+    n_levels: int,
+) -> dict[str, dict[str, Any]]:
+    """:func:`_task_metrics` of ``model`` on the serving pool of each of ``task_types``."""
     tasks = {}
-    for task_type in stats.task_types:
-        pool = pool_for(task_type)
+    for task_type in task_types:
+        pool = pool_of(task_type)
         with deterministic_cpu(), torch.no_grad():
             logits = task_logits(model, pool.inputs, task_type)
             probs = torch.softmax(logits, dim=1).numpy().astype(np.float64)
-        tasks[task_type] = _task_metrics(probs, pool)
-    entry: dict[str, Any] = {
-        "architecture": architecture_of(name),
+        tasks[task_type] = _task_metrics(probs, pool, n_levels)
+    return tasks
+
+
+def _cost(stats: ModelStats) -> dict[str, Any]:
+    """A model's card entry for its size and compute (a shared trunk's split included)."""
+    cost: dict[str, Any] = {
         "params": stats.params,
         "flops": stats.flops,
         "weight_bytes": stats.weight_bytes,
@@ -149,12 +162,20 @@ def _evaluate_model(name: str, path: Path) -> dict[str, Any]:
         "flops_per_task": {t: stats.flops_for(t) for t in stats.task_types},
     }
     if stats.trunk_flops is not None:
-        entry.update(
+        cost.update(
             trunk_flops=stats.trunk_flops,
             head_flops=dict(stats.head_flops),
             trunk_layers=stats.trunk_layers,
             head_layers=dict(stats.head_layers),
         )
+    return cost
+
+
+def _evaluate_model(name: str, path: Path) -> dict[str, Any]:
+    """The card entry of one model loaded from ``path``: cost, recipe and metrics per task."""
+    stats = model_stats(name)
+    tasks = _served_metrics(load_model(name, path=path), stats.task_types, pool_for, N_LEVELS)
+    entry: dict[str, Any] = {"architecture": architecture_of(name), **_cost(stats)}
     entry["recipe"] = json.loads(read_metadata(path).get("recipe", "null"))
     entry["tasks"] = tasks
     return entry
@@ -428,4 +449,92 @@ def write_card(
     json_path, md_path = out / "card.json", out / "CARD.md"
     _write_atomic(json_path, json.dumps(stored, indent=2) + "\n")
     _write_atomic(md_path, render_card(card, sections))
+    return json_path, md_path
+
+
+# --- any zoo -----------------------------------------------------------------------------------
+
+
+def any_zoo_card(zoo: Zoo) -> dict[str, Any]:
+    """The card of any zoo as a JSON-safe dict: each model's cost and, on the serving pool of
+    every task type it serves, accuracy per difficulty level, calibration and per-class
+    precision / recall / F1. Deterministic (one CPU thread, rounded floats)."""
+    models = {}
+    for entry in zoo.models:
+        stats = zoo.stats(entry.name)
+        tasks = _served_metrics(zoo.load(entry.name), entry.task_types, zoo.pool_for, zoo.n_levels)
+        models[entry.name] = {"description": entry.description, **_cost(stats), "tasks": tasks}
+    pools = {}
+    for t in zoo.task_types:
+        pool = zoo.pool_for(t.name)
+        pools[t.name] = {
+            "description": t.description,
+            "split": "serving",
+            "n_per_level": pool.n_per_level,
+            "n_inputs": pool.n_inputs,
+            "n_levels": zoo.n_levels,
+            "n_classes": t.n_classes,
+            "input_shape": list(t.input_shape),
+        }
+    return {
+        "generated_by": f"mtenv zoo card --zoo {zoo.name}",
+        "zoo": zoo.name,
+        "description": zoo.description,
+        "ece_bins": ECE_BINS,
+        "pools": pools,
+        "models": models,
+    }
+
+
+def render_any_zoo_card(
+    card: dict[str, Any], extra_sections: Sequence[CardSection | tuple[str, str]] = ()
+) -> str:
+    """The Markdown card of :func:`any_zoo_card`'s result, with ``extra_sections`` appended."""
+    n_levels = next(iter(card["pools"].values()))["n_levels"]
+    lines = [
+        f"# Zoo card: `{card['zoo']}`",
+        "",
+        card["description"],
+        "",
+        f"Every model is evaluated on the serving pool of each task type it serves, at {n_levels} "
+        f"difficulty levels (0 = easiest). FLOPs are per sample for one task of the table's type, "
+        f"counted by PyTorch's flop counter. ECE uses {card['ece_bins']} equal-width confidence "
+        "bins; recall is per class (0, 1, ...).",
+        "",
+    ]
+    for task_type, pool in card["pools"].items():
+        recalls = [
+            f"`{name}` " + " / ".join(f"{r:.3f}" for r in m["tasks"][task_type]["recall"])
+            for name, m in card["models"].items()
+            if task_type in m["tasks"]
+        ]
+        lines += [
+            f"## Task `{task_type}`",
+            "",
+            f"{pool['description'].rstrip('.')}: {pool['n_classes']} classes, inputs "
+            f"{pool['input_shape']}; {pool['n_per_level']} inputs per level, {pool['n_inputs']} "
+            "in all.",
+            "",
+            card_table(card, task_type),
+            "",
+            "Recall per class: " + "; ".join(recalls) + ".",
+            "",
+        ]
+    for section in map(_as_section, extra_sections):
+        lines += [f"## {section.title}", "", section.markdown.strip(), ""]
+    return "\n".join(lines)
+
+
+def write_any_zoo_card(
+    zoo: Zoo, out_dir: str | Path, extra_sections: Sequence[CardSection | tuple[str, str]] = ()
+) -> tuple[Path, Path]:
+    """Write ``card.json`` and ``CARD.md`` of any zoo into ``out_dir`` (atomically each)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    card = any_zoo_card(zoo)
+    sections = [_as_section(s) for s in extra_sections]
+    stored = {**card, "extra_sections": [asdict(s) for s in sections]} if sections else card
+    json_path, md_path = out / "card.json", out / "CARD.md"
+    _write_atomic(json_path, json.dumps(stored, indent=2) + "\n")
+    _write_atomic(md_path, render_any_zoo_card(card, sections))
     return json_path, md_path

@@ -245,10 +245,11 @@ def _apply_corruption(x: np.ndarray, spec: Corruption, rng: np.random.Generator)
 
 @dataclass(frozen=True, eq=False)
 class Pool:
-    """A fixed set of task inputs: every base image at every difficulty level.
+    """A fixed set of task inputs: every base input at every difficulty level.
 
-    Input id ``i = level * n_per_level + j`` is base image ``j`` corrupted at ``level``, so
-    ``labels`` repeats with period ``n_per_level`` and ``levels`` is constant on each block.
+    Input id ``i = level * n_per_level + j`` is base input ``j`` at ``level`` (on the digits
+    zoo, image ``j`` corrupted at that level, so ``labels`` repeats with period
+    ``n_per_level``); ``levels`` is constant on each block.
     The simulator takes ``inputs[ids]`` as a batch and ``labels[ids]`` as its ground truth.
     Pools are cached and shared: treat the arrays as read-only (the numpy ones are).
     """
@@ -262,19 +263,25 @@ class Pool:
     levels: np.ndarray
     """int64 ``[M]``: the difficulty level of each input."""
     n_per_level: int
-    """Number of base images; ``M = N_LEVELS * n_per_level``."""
+    """Number of base inputs; ``M = n_levels * n_per_level``."""
     task_type: str = "classify"
-    """The task type these inputs are for: ``"classify"`` or ``"localize"``."""
+    """The task type these inputs are for (on the digits zoo ``"classify"`` or
+    ``"localize"``)."""
 
     @property
     def n_inputs(self) -> int:
         """Total number of inputs ``M``."""
         return int(self.labels.shape[0])
 
+    @property
+    def n_levels(self) -> int:
+        """Number of difficulty levels (``M // n_per_level``)."""
+        return self.n_inputs // self.n_per_level
+
     def ids_at_level(self, level: int) -> np.ndarray:
         """The input ids of difficulty ``level`` (a contiguous block)."""
-        if not 0 <= level < N_LEVELS:
-            raise ZooError(f"difficulty level must be in 0..{N_LEVELS - 1}, got {level!r}")
+        if not 0 <= level < self.n_levels:
+            raise ZooError(f"difficulty level must be in 0..{self.n_levels - 1}, got {level!r}")
         return np.arange(level * self.n_per_level, (level + 1) * self.n_per_level, dtype=np.int64)
 
 

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from mtenv.zoo.data import CANVAS_SIZE, to_canvas
 from mtenv.zoo.errors import ZooError
-from mtenv.zoo.task_types import INPUT_SHAPES, N_CLASSES, TASK_TYPES, check_task_type
+from mtenv.zoo.task_types import INPUT_SHAPES, N_CLASSES, TASK_TYPES
 
 __all__ = [
     "INPUT_SHAPE",
@@ -40,7 +41,7 @@ __all__ = [
     "architecture_of",
     "build_model",
     "count_flops",
-    "flops_by_module",
+    "measure_stats",
     "model_stats",
     "task_logits",
 ]
@@ -160,7 +161,7 @@ def _loc_cnn() -> nn.Module:
 
 
 class MultiTaskNet(nn.Module):
-    """A shared trunk on 16×16 canvases and one head per task type.
+    """A shared trunk and one head per task type.
 
     The trunk runs once per input whatever the task; each head maps the trunk's features to the
     logits of its task type. A simulator (or a plan serving a mixed batch) can run
@@ -168,16 +169,23 @@ class MultiTaskNet(nn.Module):
     (:attr:`ModelStats.trunk_flops`, :attr:`ModelStats.head_flops`).
 
     Args:
-        backbone: the trunk's layers, mapping ``[B, 1, 16, 16]`` to features ``[B, F]``.
-        heads: task type → head mapping features to logits ``[B, N_CLASSES[task_type]]``.
+        backbone: the trunk's layers, mapping a batch of inputs to features ``[B, F]``.
+        heads: task type → head mapping features to logits ``[B, n_classes]``.
+        prepare: maps a batch of any task type's inputs to the trunk's input shape (so that a
+            batch mixing task types can be stacked); ``None`` when all take the same inputs.
+            Called by :meth:`trunk`; a plain function (not a module: it holds no weights).
     """
 
-    def __init__(self, backbone: nn.Module, heads: Mapping[str, nn.Module]) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        heads: Mapping[str, nn.Module],
+        prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         super().__init__()
-        for task_type in heads:
-            check_task_type(task_type)
         self.backbone = backbone
         self.heads = nn.ModuleDict(heads)
+        self.prepare = prepare if prepare is not None else _same
 
     @property
     def task_types(self) -> tuple[str, ...]:
@@ -185,27 +193,36 @@ class MultiTaskNet(nn.Module):
         return tuple(self.heads)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``[B, F]`` of inputs ``x``: canvases ``[B, 1, 16, 16]`` or classify inputs
-        ``[B, 1, 8, 8]``, which are first placed at the canvas centre by :func:`to_canvas` (so
-        every task type's pool can be fed as is)."""
-        if x.ndim == 4 and tuple(x.shape[-2:]) == INPUT_SHAPES["classify"][1:]:
-            x = to_canvas(x)
-        if x.ndim != 4 or tuple(x.shape[1:]) != INPUT_SHAPES["localize"]:
-            raise ZooError(
-                f"MultiTaskNet expects inputs [B, 1, 8, 8] or [B, 1, 16, 16], got {list(x.shape)}"
-            )
-        return self.backbone(x)
+        """Features ``[B, F]`` of inputs ``x`` (of any task type: :attr:`prepare` maps them to
+        the trunk's input first)."""
+        return self.backbone(self.prepare(x))
 
     def forward_heads(self, features: torch.Tensor, task_type: str) -> torch.Tensor:
         """Logits of head ``task_type`` on trunk ``features``."""
         if task_type not in self.heads:
-            check_task_type(task_type)
             raise ZooError(f"this MultiTaskNet has no {task_type!r} head: it has {self.task_types}")
         return self.heads[task_type](features)
 
     def forward(self, x: torch.Tensor, task_type: str) -> torch.Tensor:
         """Logits for ``task_type``: ``forward_heads(trunk(x), task_type)``."""
         return self.forward_heads(self.trunk(x), task_type)
+
+
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _digit_canvas(x: torch.Tensor) -> torch.Tensor:
+    """The digits multi-task trunk's input: canvases ``[B, 1, 16, 16]`` as they are, classify
+    inputs ``[B, 1, 8, 8]`` placed at the canvas centre by :func:`to_canvas` (so every task
+    type's pool can be fed as is)."""
+    if x.ndim == 4 and tuple(x.shape[-2:]) == INPUT_SHAPES["classify"][1:]:
+        x = to_canvas(x)
+    if x.ndim != 4 or tuple(x.shape[1:]) != INPUT_SHAPES["localize"]:
+        raise ZooError(
+            f"MultiTaskNet expects inputs [B, 1, 8, 8] or [B, 1, 16, 16], got {list(x.shape)}"
+        )
+    return x
 
 
 def _multitask() -> nn.Module:
@@ -225,7 +242,7 @@ def _multitask() -> nn.Module:
         ),
         "localize": nn.Sequential(nn.Linear(features, N_CLASSES["localize"])),
     }
-    return MultiTaskNet(backbone, heads)
+    return MultiTaskNet(backbone, heads, prepare=_digit_canvas)
 
 
 @dataclass(frozen=True)
@@ -326,7 +343,6 @@ class ModelStats:
         :attr:`flops` otherwise. Raises :class:`ZooError` for a task type the model does not
         serve."""
         if task_type not in self.task_types:
-            check_task_type(task_type)
             raise ZooError(f"model {self.name!r} does not serve {task_type!r}: {self.task_types}")
         if self.trunk_flops is None:
             return self.flops
@@ -335,113 +351,96 @@ class ModelStats:
     def layers_for(self, task_type: str) -> int:
         """Linear and Conv2d modules one ``task_type`` task runs through (see :meth:`flops_for`)."""
         if task_type not in self.task_types:
-            check_task_type(task_type)
             raise ZooError(f"model {self.name!r} does not serve {task_type!r}: {self.task_types}")
         if self.trunk_layers is None:
             return self.layers
         return self.trunk_layers + self.head_layers[task_type]
 
 
-def _macs(module: nn.Module, output: torch.Tensor) -> int:
-    """Multiply-accumulates per sample of one Linear / Conv2d call producing ``output``."""
-    if isinstance(module, nn.Linear):
-        return module.in_features * (output.numel() // output.shape[0])
-    assert isinstance(module, nn.Conv2d)
-    kh, kw = module.kernel_size
-    per_output = (module.in_channels // module.groups) * kh * kw
-    return per_output * (output.numel() // output.shape[0])
+def _layers(module: nn.Module, prefix: str = "") -> int:
+    """Number of Linear and Conv2d modules of ``module`` whose qualified name starts with
+    ``prefix``."""
+    return sum(
+        isinstance(m, (nn.Linear, nn.Conv2d)) and n.startswith(prefix)
+        for n, m in module.named_modules()
+    )
 
 
-def _counted(module: nn.Module) -> dict[str, nn.Module]:
-    """The Linear and Conv2d submodules of ``module`` by qualified name."""
-    return {n: m for n, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
-
-
-def flops_by_module(
-    module: nn.Module,
-    input_shape: tuple[int, ...] = INPUT_SHAPE,
-    task_types: tuple[str, ...] | None = None,
-) -> dict[str, int]:
-    """FLOPs per sample of each Linear / Conv2d call of ``module``, keyed by qualified name.
-
-    Measured by forward hooks on one zero input of ``input_shape``. A :class:`MultiTaskNet`
-    runs its trunk once and then the heads of ``task_types`` (default: every head); other
-    modules are called once and ignore ``task_types``. Modules that do not run are absent.
-    """
-    counted = _counted(module)
-    name_of = {id(m): n for n, m in counted.items()}
-    totals: dict[str, int] = {}
-
-    def hook(mod: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        key = name_of[id(mod)]
-        totals[key] = totals.get(key, 0) + 2 * _macs(mod, output)
-
-    handles = [m.register_forward_hook(hook) for m in counted.values()]
-    try:
-        with torch.no_grad():
-            x = torch.zeros((1, *input_shape))
-            if isinstance(module, MultiTaskNet):
-                features = module.trunk(x)
-                for task_type in task_types if task_types is not None else module.task_types:
-                    module.forward_heads(features, task_type)
-            else:
-                module(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return totals
+def _flops(call: Callable[[], object]) -> int:
+    """FLOPs of one call, counted by PyTorch's own counter (``torch.utils.flop_counter``:
+    2 × multiply-accumulates of every matmul and convolution; elementwise ops cost nothing)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        call()
+    return int(counter.get_total_flops())
 
 
 def count_flops(
     module: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE, task_type: str | None = None
 ) -> int:
-    """FLOPs per sample of ``module`` (2 × MACs of Linear / Conv2d), by hooks on a dummy input.
+    """FLOPs per sample of ``module`` on one zero input of ``input_shape`` (default: a classify
+    input), counted by PyTorch's flop counter.
 
-    ``input_shape`` is one input's shape (default: a classify input). For a
-    :class:`MultiTaskNet`, ``task_type`` counts the trunk and that head only; ``None`` counts the
-    trunk and every head.
+    For a :class:`MultiTaskNet`, ``task_type`` counts the trunk and that head only; ``None``
+    counts the trunk once and every head.
     """
-    types = (task_type,) if task_type is not None else None
-    return sum(flops_by_module(module, input_shape, types).values())
+    x = torch.zeros((1, *input_shape))
+    if not isinstance(module, MultiTaskNet):
+        return _flops(lambda: module(x))
+    heads = (task_type,) if task_type is not None else module.task_types
+
+    def trunk_once_then_heads() -> None:
+        features = module.trunk(x)
+        for t in heads:
+            module.forward_heads(features, t)
+
+    return _flops(trunk_once_then_heads)
 
 
-def _prefix_sum(values: Mapping[str, int], prefix: str) -> int:
-    """Sum of ``values`` whose key starts with ``prefix``."""
-    return sum(v for k, v in values.items() if k.startswith(prefix))
-
-
-@functools.cache
-def model_stats(name: str) -> ModelStats:
-    """The :class:`ModelStats` of zoo model ``name``, measured on a fresh module. Cached.
-
-    Building the module does not disturb torch's global RNG (it runs under ``fork_rng``).
-    FLOPs are measured on an input of the model's first task type; a :class:`MultiTaskNet`'s
-    trunk and heads are told apart by their module names (``backbone.*``, ``heads.<type>.*``).
-    """
-    entry = _ZOO[check_name(name)]
-    with torch.random.fork_rng(devices=[]):
-        module = build_model(name)
+def measure_stats(
+    name: str, module: nn.Module, input_shape: tuple[int, ...], task_types: tuple[str, ...]
+) -> ModelStats:
+    """The :class:`ModelStats` of ``module`` (a model called ``name`` serving ``task_types``),
+    measured on one zero input of ``input_shape``, its first task type's. A
+    :class:`MultiTaskNet`'s trunk and each head are counted apart (``backbone.*``,
+    ``heads.<type>.*``)."""
     tensors = [*module.parameters(), *module.buffers()]
-    per_module = flops_by_module(module, INPUT_SHAPES[entry.task_types[0]])
-    counted = _counted(module)
+    x = torch.zeros((1, *input_shape))
     trunk_flops = trunk_layers = None
     head_flops: dict[str, int] = {}
     head_layers: dict[str, int] = {}
     if isinstance(module, MultiTaskNet):
-        trunk_flops = _prefix_sum(per_module, "backbone.")
-        trunk_layers = sum(k.startswith("backbone.") for k in counted)
+        with torch.no_grad():
+            features = module.trunk(x)
+        trunk_flops = _flops(lambda: module.trunk(x))
+        trunk_layers = _layers(module, "backbone.")
         for t in module.task_types:
-            head_flops[t] = _prefix_sum(per_module, f"heads.{t}.")
-            head_layers[t] = sum(k.startswith(f"heads.{t}.") for k in counted)
+            head_flops[t] = _flops(lambda t=t: module.forward_heads(features, t))
+            head_layers[t] = _layers(module, f"heads.{t}.")
+        flops = trunk_flops + sum(head_flops.values())
+    else:
+        flops = _flops(lambda: module(x))
     return ModelStats(
         name=name,
         params=sum(p.numel() for p in module.parameters()),
-        flops=sum(per_module.values()),
+        flops=flops,
         weight_bytes=sum(t.numel() * t.element_size() for t in tensors),
-        layers=len(counted),
-        task_types=entry.task_types,
+        layers=_layers(module),
+        task_types=tuple(task_types),
         trunk_flops=trunk_flops,
         head_flops=head_flops,
         trunk_layers=trunk_layers,
         head_layers=head_layers,
     )
+
+
+@functools.cache
+def model_stats(name: str) -> ModelStats:
+    """The :class:`ModelStats` of digits model ``name``, measured on a fresh module. Cached.
+
+    Building the module does not disturb torch's global RNG (it runs under ``fork_rng``).
+    Other zoos: :meth:`mtenv.zoo.Zoo.stats`.
+    """
+    entry = _ZOO[check_name(name)]
+    with torch.random.fork_rng(devices=[]):
+        module = build_model(name)
+    return measure_stats(name, module, INPUT_SHAPES[entry.task_types[0]], entry.task_types)

@@ -27,9 +27,11 @@ from mtenv.zoo.models import build_model, check_name
 
 __all__ = [
     "FORMAT_VERSION",
+    "RETRAIN_HINT",
     "ZooError",
     "atomic_path",
     "load_model",
+    "load_weights",
     "read_metadata",
     "resolve_device",
     "save_weights",
@@ -40,7 +42,7 @@ __all__ = [
 FORMAT_VERSION = "1"
 """Version of the weights file layout, stored as ``format_version`` metadata."""
 
-_FIX = "run `mtenv zoo train` to regenerate the zoo weights"
+RETRAIN_HINT = "run `mtenv zoo train` to regenerate the zoo weights"
 
 
 def weights_dir() -> Path:
@@ -115,7 +117,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as fh:
             return dict(fh.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ZooError(f"{path}: not a readable safetensors file ({exc}); {_FIX}") from exc
+        raise ZooError(f"{path}: not a readable safetensors file ({exc}); {RETRAIN_HINT}") from exc
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -136,40 +138,58 @@ def load_model(
     device: str | torch.device = "cpu",
     path: str | os.PathLike[str] | None = None,
 ) -> nn.Module:
-    """Zoo model ``name`` with its trained weights, in eval mode, on ``device``.
+    """Digits model ``name`` with its trained weights, in eval mode, on ``device``.
 
-    Weights come from ``path`` (default :func:`weights_path`), read with
-    ``safetensors.torch.load_file``. Every tensor of the architecture must be present with the
-    same shape and dtype, and the file must hold no other tensor; otherwise, or when the file is
-    missing, unreadable or made for another architecture, raise :class:`ZooError`.
+    Weights come from ``path`` (default :func:`weights_path`), checked by :func:`load_weights`.
+    Other zoos: :meth:`mtenv.zoo.Zoo.load`.
     """
     check_name(name)
-    dev = resolve_device(device)
     file = Path(path) if path is not None else weights_path(name)
-    if not file.is_file():
-        raise ZooError(f"weights file {file} for model {name!r} does not exist; {_FIX}")
-    meta = read_metadata(file)
-    try:
-        tensors = load_file(str(file), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ZooError(f"{file}: could not read weights for {name!r} ({exc}); {_FIX}") from exc
-    arch = meta.get("architecture")
-    if arch != name:
-        raise ZooError(f"{file}: holds architecture {arch!r}, expected {name!r}; {_FIX}")
     with torch.random.fork_rng(devices=[]):
         module = build_model(name)
+    return load_weights(module, file, name, device=device, fix=RETRAIN_HINT)
+
+
+def load_weights(
+    module: nn.Module,
+    path: str | os.PathLike[str],
+    name: str,
+    device: str | torch.device = "cpu",
+    fix: str = "retrain the model or reinstall the package that ships it",
+) -> nn.Module:
+    """``module`` (model ``name``) with the weights of safetensors file ``path``, in eval mode,
+    on ``device``.
+
+    Read with ``safetensors.torch.load_file`` (never pickle). Every tensor of the module's state
+    dict must be present with the same shape and dtype, the file must hold no other tensor,
+    and its ``architecture`` metadata, where present, must be ``name``; otherwise, or when the
+    file is missing or unreadable, raise :class:`ZooError` naming the file and ``fix``.
+    """
+    dev = resolve_device(device)
+    file = Path(path)
+    if not file.is_file():
+        raise ZooError(f"weights file {file} for model {name!r} does not exist; {fix}")
+    try:
+        with safe_open(str(file), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+        tensors = load_file(str(file), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ZooError(f"{file}: could not read weights for {name!r} ({exc}); {fix}") from exc
+    arch = meta.get("architecture", name)
+    if arch != name:
+        raise ZooError(f"{file}: holds architecture {arch!r}, expected {name!r}; {fix}")
     expected = module.state_dict()
     for key, ref in expected.items():
         if key not in tensors:
-            raise ZooError(f"{file} has no tensor {key!r} expected by {name!r}; {_FIX}")
+            raise ZooError(f"{file} has no tensor {key!r} expected by {name!r}; {fix}")
         got = tensors[key]
         if got.shape != ref.shape or got.dtype != ref.dtype:
             raise ZooError(
                 f"{file}: tensor {key!r} is {got.dtype} {list(got.shape)}, expected "
-                f"{ref.dtype} {list(ref.shape)} for {name!r}; {_FIX}"
+                f"{ref.dtype} {list(ref.shape)} for {name!r}; {fix}"
             )
     extra = sorted(set(tensors) - set(expected))
     if extra:
-        raise ZooError(f"{file}: unexpected tensors {extra} for {name!r}; {_FIX}")
+        raise ZooError(f"{file}: unexpected tensors {extra} for {name!r}; {fix}")
     module.load_state_dict(tensors, strict=True)
     return module.to(dev).eval()

@@ -235,6 +235,11 @@ class RayBackend(Backend):
             self._started = False
 
 
+def runs_in_process(name: str, workers: int | None) -> bool:
+    """Whether ``--backend NAME --workers K`` runs its units in this process."""
+    return name == "local" and (workers if workers is not None else (os.cpu_count() or 1)) == 1
+
+
 def make_backend(name: str, workers: int | None) -> Backend:
     """The backend ``--backend NAME --workers K`` asks for (K defaults to the CPU count);
     connecting to Ray happens here, before the sweep writes anything."""
@@ -245,7 +250,7 @@ def make_backend(name: str, workers: int | None) -> Backend:
         raise CliError(f"--workers: expected a positive integer, got {count}")
     if name == "ray":
         return RayBackend(count)
-    return InProcess(1) if count == 1 else LocalPool(count)
+    return InProcess(1) if runs_in_process(name, count) else LocalPool(count)
 
 
 def check_reachable(address: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any, TextIO
 
 from mtenv.progress import ProgressBar
 from mtenv.tools.bench import records
-from mtenv.tools.bench.backends import Backend, make_backend
+from mtenv.tools.bench.backends import Backend, make_backend, runs_in_process
 from mtenv.tools.bench.manifest import MANIFEST, build_manifest, finish_manifest, write_manifest
 from mtenv.tools.bench.sweep import PolicySpec, ScenarioSpec, Sweep, resolve_scenario, scenario_hash
 from mtenv.tools.bench.units import EpisodeJob, TrainJob, play_episode, train_run
@@ -66,9 +66,10 @@ def run_sweep(sweep: Sweep, options: Options, stderr: TextIO | None = None) -> i
     before anything is written."""
     stderr = stderr if stderr is not None else sys.stderr
     out = Path(options.out)
-    hashes = {
-        s.name: scenario_hash(resolve_scenario(s, sweep.episode_tasks)) for s in sweep.scenarios
-    }
+    resolved = {s.name: resolve_scenario(s, sweep.episode_tasks) for s in sweep.scenarios}
+    if not runs_in_process(options.backend, options.workers):
+        check_zoos_reach_workers(resolved)
+    hashes = {name: scenario_hash(scenario) for name, scenario in resolved.items()}
     previous = check_out(out, options.resume, hashes)
     backend = make_backend(options.backend, options.workers)
     interrupted = False
@@ -84,6 +85,20 @@ def run_sweep(sweep: Sweep, options: Options, stderr: TextIO | None = None) -> i
     finally:
         if not interrupted:
             backend.close()
+
+
+def check_zoos_reach_workers(scenarios: dict[str, Any]) -> None:
+    """Refuse a scenario whose zoo was registered at run time in this process: worker
+    processes import mtenv afresh and find only built-in and installed zoos."""
+    from mtenv.zoo.registry import ENTRY_POINT_GROUP, REGISTERED_AT_RUN_TIME, zoo_source
+
+    for name, scenario in scenarios.items():
+        if zoo_source(scenario.zoo) == REGISTERED_AT_RUN_TIME:
+            raise CliError(
+                f"--scenarios: {name}: zoo {scenario.zoo!r} is registered at run time in this "
+                "process, which worker processes do not share: run with --workers 1, or install "
+                f"it as a package with an {ENTRY_POINT_GROUP!r} entry point"
+            )
 
 
 def check_out(out: Path, resume: bool, hashes: dict[str, str]) -> records.Records | None:
