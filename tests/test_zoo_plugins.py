@@ -286,6 +286,44 @@ def test_a_scenario_mixes_no_more_levels_than_its_zoo_has(tiny: Zoo) -> None:
     assert "expected at most 2 probabilities (levels 0..1 of zoo 'tiny')" in str(err.value)
 
 
+def _timed(folder: Path, latency_ms: dict) -> Zoo:
+    """The tiny zoo with ``exact`` measured on the given device kinds."""
+    zoo = tiny_zoo(folder, name="tiny-timed")
+    models = tuple(
+        dataclasses.replace(m, latency_ms=latency_ms) if m.name == "exact" else m
+        for m in zoo.models
+    )
+    return register_zoo(dataclasses.replace(zoo, models=models))
+
+
+def test_measured_latency_replaces_the_derived_profile(tmp_path: Path, tiny: Zoo) -> None:
+    _timed(tmp_path, {"t4": (2.0, 0.5)})
+    try:
+        derived = tiny_env().sim
+        timed = TaskAllocationEnv(
+            parse_scenario({**TINY_SCENARIO, "zoo": "tiny-timed"}, label="timed")
+        ).sim
+        exact, t4, a100 = timed.models.index("exact"), 0, 1
+        assert timed.model_profiles[exact][t4].alpha_s == pytest.approx(0.002)
+        assert timed.model_profiles[exact][t4].beta_s == pytest.approx(0.0005)
+        assert timed.model_profiles[exact][a100] == derived.model_profiles[exact][a100]
+        override = {"model": "exact", "device": "t4", "alpha_ms": 1.0, "beta_ms": 0.1}
+        scenario = {**TINY_SCENARIO, "zoo": "tiny-timed", "profile": {"overrides": [override]}}
+        overridden = TaskAllocationEnv(parse_scenario(scenario, label="timed")).sim
+        assert overridden.model_profiles[exact][t4].alpha_s == pytest.approx(0.001)
+    finally:
+        unregister_zoo("tiny-timed")
+
+
+def test_a_model_measured_on_an_unknown_device_kind_is_refused(tmp_path: Path) -> None:
+    _timed(tmp_path, {"t5": (2.0, 0.5)})
+    try:
+        with pytest.raises(ScenarioError, match=r"measured 'exact' on unknown device kind 't5'"):
+            parse_scenario({**TINY_SCENARIO, "zoo": "tiny-timed"}, label="timed")
+    finally:
+        unregister_zoo("tiny-timed")
+
+
 def test_an_unknown_zoo_is_named_with_the_known_ones() -> None:
     with pytest.raises(ScenarioError, match=r"zoo.*'tiney'.*digits"):
         parse_scenario({**TINY_SCENARIO, "zoo": "tiney"}, label="x.yaml")
@@ -333,6 +371,9 @@ def _broken(tmp_path: Path, what: str) -> tuple[Zoo, str]:
         return dataclasses.replace(
             zoo, pool=failing
         ), "could not be loaded: FileNotFoundError: data.csv"
+    if what == "latency":
+        models[1] = dataclasses.replace(models[1], latency_ms={"t4": (1.0,)})
+        return dataclasses.replace(zoo, models=tuple(models)), "latency_ms['t4'] must be"
     if what == "task type":
         models[0] = dataclasses.replace(models[0], task_types=("sing",))
         return dataclasses.replace(zoo, models=tuple(models)), "unknown task type 'sing'"
@@ -341,7 +382,16 @@ def _broken(tmp_path: Path, what: str) -> tuple[Zoo, str]:
 
 @pytest.mark.parametrize(
     "what",
-    ["outputs", "weights", "missing weights", "no levels", "labels", "pool fails", "task type"],
+    [
+        "outputs",
+        "weights",
+        "missing weights",
+        "no levels",
+        "labels",
+        "pool fails",
+        "task type",
+        "latency",
+    ],
 )
 def test_check_says_what_is_wrong(tmp_path: Path, what: str) -> None:
     zoo, expected = _broken(tmp_path, what)

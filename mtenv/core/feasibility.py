@@ -162,8 +162,9 @@ def reference_problems(
     devices: list[DeviceConfig | None] | None,
     task_types: set[str] | None,
 ) -> list[str]:
-    """Every name that does not resolve: zoo models, device kinds, the models plans and devices
-    refer to, duplicate plan names, and plans that serve none of the workload's task types.
+    """Every name that does not resolve: the zoo, its task types and models (and the device kinds
+    its models were measured on), device kinds, the models plans and devices refer to,
+    duplicate plan names, and plans that serve none of the workload's task types.
 
     Works on parts validated one by one, so that a file with schema errors still has its names
     checked in the same run: a part that failed its own validation is ``None`` and skipped.
@@ -185,6 +186,13 @@ def reference_problems(
     for i, model in enumerate(offered):
         if model not in zoo.model_names:
             problems.append(f"models[{i}]: {unknown_name('model', model, zoo.model_names)}")
+        else:
+            problems += [
+                f"models[{i}]: zoo {zoo.name!r} measured {model!r} on "
+                f"{unknown_name('device kind', kind, DEVICE_KINDS)}"
+                for kind in zoo.model(model).latency_ms
+                if kind not in DEVICE_KINDS
+            ]
     known = [m for m in offered if m in zoo.model_names]
     buildable: list[tuple[int, Plan]] = []
     for i, plan in enumerate(plans or []):

@@ -138,6 +138,7 @@ class Simulator:
     def _build_profiles(self) -> None:
         scale = self.scenario.profile.scale()
         overrides = {(o.model, o.device): o for o in self.scenario.profile.overrides}
+        zoo_latency = {m: self.zoo.model(m).latency_ms for m in self.models}
         n_m, n_d, n_p = len(self.models), len(self.specs), len(self.plans)
         self.model_profiles: list[list[LatencyProfile]] = []
         for m in self.models:
@@ -152,9 +153,13 @@ class Simulator:
                     scale=scale,
                 )
                 o = overrides.get((m, spec.kind))
-                if o is not None:
+                measured = (
+                    (o.alpha_ms, o.beta_ms) if o is not None else zoo_latency[m].get(spec.kind)
+                )
+                if measured is not None:
+                    alpha_ms, beta_ms = measured
                     prof = LatencyProfile(
-                        o.alpha_ms / 1e3, o.beta_ms / 1e3, prof.load_s, prof.weight_bytes
+                        alpha_ms / 1e3, beta_ms / 1e3, prof.load_s, prof.weight_bytes
                     )
                 row.append(prof)
             self.model_profiles.append(row)

@@ -20,7 +20,8 @@ Zoos come from three places:
 
 Entry points are loaded only when their zoo is asked for, so listing zoos imports nothing. A
 zoo's models are profiled from the modules themselves (FLOPs counted by PyTorch's own counter,
-weight bytes), never typed in, exactly as the digits are; :meth:`Zoo.check` says what is missing
+weight bytes), never typed in, exactly as the digits are, unless a model brings its latency
+measured on real devices (:attr:`ZooModel.latency_ms`); :meth:`Zoo.check` says what is missing
 or inconsistent before anything runs.
 
 Example, a zoo of two linear models on random data::
@@ -48,7 +49,7 @@ from __future__ import annotations
 import difflib
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -120,6 +121,11 @@ class ZooModel:
     """Its safetensors file: every tensor of the built module's state dict, nothing else."""
     description: str = ""
     """One line for the card."""
+    latency_ms: Mapping[str, tuple[float, float]] = field(default_factory=dict, compare=False)
+    """Measured latency per device kind (``"t4"``, ``"a100"``, ...): ``(alpha_ms, beta_ms)``,
+    the fixed time of a batch and the time each task adds. On those kinds it replaces the
+    profile derived from FLOPs and weight bytes, exactly as a scenario's ``profile.overrides``
+    entry does (and such an entry still wins)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -275,6 +281,23 @@ def _name_problems(zoo: Zoo) -> list[str]:
                 problems.append(
                     f"model {model.name!r}: {unknown('task type', t, zoo.task_type_names)}"
                 )
+        problems += _latency_problems(model)
+    return problems
+
+
+def _latency_problems(model: ZooModel) -> list[str]:
+    if not isinstance(model.latency_ms, Mapping):
+        return [f"model {model.name!r}: latency_ms must map device kinds to (alpha_ms, beta_ms)"]
+    problems = []
+    for kind, pair in model.latency_ms.items():
+        numbers = tuple(pair) if isinstance(pair, (tuple, list)) else ()
+        if len(numbers) != 2 or not all(
+            isinstance(x, (int, float)) and np.isfinite(x) and x >= 0 for x in numbers
+        ):
+            problems.append(
+                f"model {model.name!r}: latency_ms[{kind!r}] must be (alpha_ms, beta_ms), two "
+                f"finite numbers >= 0, got {pair!r}"
+            )
     return problems
 
 
