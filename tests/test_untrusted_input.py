@@ -347,6 +347,19 @@ def test_bad_values_are_quoted_as_short_excerpts() -> None:
         assert len(line) < 400, line
 
 
+@pytest.mark.parametrize("other_error", [False, True])
+def test_an_unknown_zoo_name_is_quoted_as_a_short_excerpt(other_error: bool) -> None:
+    raw = {**quickstart_raw(), "zoo": SECRET * 5000}
+    if other_error:  # field errors send the names through the part-by-part check
+        raw["episode_tasks"] = -1
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(raw, label="q.yaml")
+    assert "unknown zoo" in str(caught.value)
+    for line in str(caught.value).splitlines():
+        assert SECRET * 2 not in line, line
+        assert len(line) < 400, line
+
+
 # --- 6. duplicate keys ---------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from mtenv.core.limits import MAX_DEVICES, excerpt
+from mtenv.core.limits import MAX_DEVICES
 from mtenv.core.plans import Plan
 from mtenv.core.schema import (
     DEVICE_KINDS,
@@ -36,9 +36,8 @@ from mtenv.core.schema import (
     Scenario,
     WorkloadConfig,
     default_plans,
-    listed,
-    unknown_name,
 )
+from mtenv.messages import excerpt, listed, unknown_name
 
 
 def feasibility_problems(scenario: Scenario) -> list[str]:

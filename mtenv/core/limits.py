@@ -11,8 +11,9 @@ The readers look the trace and YAML bounds up on this module at call time (tests
 
 from __future__ import annotations
 
-import reprlib
 from typing import NamedTuple
+
+from mtenv.messages import MAX_EXCERPT_CHARS
 
 # --- files ---------------------------------------------------------------------------------
 
@@ -40,9 +41,6 @@ MAX_TRACE_ROWS = 5_000_000
 
 MAX_ARRIVALS = 50_000_000
 """Most arrivals a counts trace may expand to (400 MB of float64)."""
-
-MAX_EXCERPT_CHARS = 40
-"""Longest excerpt of a bad value quoted in an error message."""
 
 # --- scenario values -----------------------------------------------------------------------
 
@@ -195,24 +193,3 @@ def limits_table() -> list[Limit]:
             "messages stay one short line and do not reproduce files",
         ),
     ]
-
-
-def excerpt(value: object) -> str:
-    """``repr(value)`` for an error message: at most :data:`MAX_EXCERPT_CHARS` characters on one
-    line, built with :mod:`reprlib` so that a huge or deeply nested value costs no more to show
-    than a small one."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
-        return f"an integer of {value.bit_length()} bits"  # repr of a huge int is slow, or fails
-    text = _REPR.repr(value)
-    if len(text) > MAX_EXCERPT_CHARS:
-        text = text[: MAX_EXCERPT_CHARS - 3] + "..."
-    return text
-
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel = 3
-_REPR.maxstring = MAX_EXCERPT_CHARS
-_REPR.maxlong = MAX_EXCERPT_CHARS
-_REPR.maxother = MAX_EXCERPT_CHARS
-for _attr in ("maxlist", "maxtuple", "maxdict", "maxset", "maxfrozenset"):
-    setattr(_REPR, _attr, 6)

@@ -17,7 +17,6 @@ is :mod:`mtenv.io.scenario_files`; the Markdown reference of every field is
 
 from __future__ import annotations
 
-import difflib
 import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -32,9 +31,9 @@ from pydantic import (
 
 from mtenv.core import limits as lim
 from mtenv.core.devices import DEVICE_KINDS, DeviceSpec, device_spec
-from mtenv.core.limits import excerpt
 from mtenv.core.plans import CascadePlan, EnsemblePlan, MultiTaskPlan, Plan, SinglePlan
 from mtenv.core.profiles import ProfileScale
+from mtenv.messages import excerpt
 
 if TYPE_CHECKING:
     from mtenv.zoo import Zoo
@@ -558,18 +557,3 @@ def default_plans(models: list[str], task_types: set[str], zoo: Zoo) -> list[Pla
         for m in models
     ]
     return [plan for plan in defaults if task_types & set(plan.task_types)]
-
-
-def listed(names: list[str]) -> str:
-    """Names for a one-line message: a name with a control character (a line break would split
-    the message) is shown quoted and escaped."""
-    shown = [n if isinstance(n, str) and n.isprintable() else repr(n) for n in names[:12]]
-    return ", ".join(excerpt(n)[1:-1] if len(n) > lim.MAX_EXCERPT_CHARS else n for n in shown) + (
-        ", ..." if len(names) > 12 else ""
-    )
-
-
-def unknown_name(what: str, value: str, known: Any) -> str:
-    close = difflib.get_close_matches(value[:100], list(known), n=3)
-    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    return f"unknown {what} {excerpt(value)} (known: {', '.join(known)}){hint}"

@@ -40,6 +40,7 @@ from typing import BinaryIO
 import numpy as np
 
 from mtenv.core import limits
+from mtenv.messages import excerpt
 
 __all__ = [
     "MAX_ARRIVALS",
@@ -159,7 +160,7 @@ def _rows(path: str) -> Iterator[tuple[int, list[str]]]:
 
 def _show(text: str) -> str:
     """A field for an error message: quoted, and shortened when long."""
-    return limits.excerpt(text)
+    return excerpt(text)
 
 
 def _field(path: str, line: int, row: list[str], col: int, name: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from mtenv.core import limits
-from mtenv.core.limits import excerpt
+from mtenv.messages import excerpt
 
 
 class YamlProblem(ValueError):

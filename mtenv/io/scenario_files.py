@@ -26,15 +26,14 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from mtenv.core.feasibility import reference_problems, validated_parts
-from mtenv.core.limits import excerpt
 from mtenv.core.plans import Plan
 from mtenv.core.schema import (
     PlanConfig,
     Scenario,
     ScenarioError,
-    unknown_name,
 )
 from mtenv.io.safe_yaml import YamlProblem, read_yaml
+from mtenv.messages import excerpt, unknown_name
 
 if TYPE_CHECKING:
     from mtenv.zoo import Zoo

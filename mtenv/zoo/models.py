@@ -20,7 +20,6 @@ load time, and for a multi-task model prices the trunk and each head separately.
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from mtenv.messages import unknown_name
 from mtenv.zoo.data import CANVAS_SIZE, to_canvas
 from mtenv.zoo.errors import ZooError
 from mtenv.zoo.task_types import INPUT_SHAPES, N_CLASSES, TASK_TYPES
@@ -278,9 +278,7 @@ def check_name(name: str) -> str:
     """Return ``name`` if it is a zoo model, else raise :class:`ZooError` suggesting one."""
     if name in _ZOO:
         return name
-    close = difflib.get_close_matches(str(name), MODEL_NAMES, n=1, cutoff=0.0)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ZooError(f"unknown model {name!r}: known models are {', '.join(MODEL_NAMES)}{hint}")
+    raise ZooError(unknown_name("model", name, MODEL_NAMES))
 
 
 def build_model(name: str) -> nn.Module:

@@ -46,10 +46,9 @@ Example, a zoo of two linear models on random data::
 
 from __future__ import annotations
 
-import difflib
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -58,6 +57,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mtenv.messages import excerpt, unknown_name
 from mtenv.zoo.data import Pool
 from mtenv.zoo.errors import ZooError
 from mtenv.zoo.models import ModelStats, MultiTaskNet, measure_stats
@@ -182,14 +182,15 @@ class Zoo:
         for model in self.models:
             if model.name == name:
                 return model
-        raise ZooError(f"zoo {self.name!r}: {unknown('model', name, self.model_names)}")
+        raise ZooError(f"zoo {self.name!r}: {unknown_name('model', name, self.model_names)}")
 
     def task_type(self, name: str) -> TaskType:
         """The task type called ``name``; an unknown name raises :class:`ZooError`."""
         for task_type in self.task_types:
             if task_type.name == name:
                 return task_type
-        raise ZooError(f"zoo {self.name!r}: {unknown('task type', name, self.task_type_names)}")
+        known = self.task_type_names
+        raise ZooError(f"zoo {self.name!r}: {unknown_name('task type', name, known)}")
 
     # --- data, modules, profiles ---------------------------------------------------------------
 
@@ -250,14 +251,6 @@ class Zoo:
         return problems
 
 
-def unknown(what: str, name: object, known: Iterable[str]) -> str:
-    """``unknown model 'x': known models are a, b; did you mean 'a'?``"""
-    known = list(known)
-    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.0)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} {name!r}: known {what}s are {', '.join(known)}{hint}"
-
-
 def _name_problems(zoo: Zoo) -> list[str]:
     problems = []
     if not zoo.task_types:
@@ -279,7 +272,7 @@ def _name_problems(zoo: Zoo) -> list[str]:
         for t in model.task_types:
             if t not in zoo.task_type_names:
                 problems.append(
-                    f"model {model.name!r}: {unknown('task type', t, zoo.task_type_names)}"
+                    f"model {model.name!r}: {unknown_name('task type', t, zoo.task_type_names)}"
                 )
         problems += _latency_problems(model)
     return problems
@@ -296,7 +289,7 @@ def _latency_problems(model: ZooModel) -> list[str]:
         ):
             problems.append(
                 f"model {model.name!r}: latency_ms[{kind!r}] must be (alpha_ms, beta_ms), two "
-                f"finite numbers >= 0, got {pair!r}"
+                f"finite numbers >= 0, got {excerpt(pair)}"
             )
     return problems
 
@@ -419,7 +412,7 @@ def zoo_source(name: str) -> str:
         return _SOURCES[name]
     ep = _entry_points().get(name)
     if ep is None:
-        raise ZooError(unknown("zoo", name, zoo_names()))
+        raise ZooError(unknown_name("zoo", name, zoo_names()))
     package = ep.dist.name if ep.dist is not None else "an installed package"
     return f"{package} ({ep.value})"
 
@@ -436,7 +429,7 @@ def get_zoo(name: str = DEFAULT_ZOO) -> Zoo:
         return _REGISTERED[name]
     ep = _entry_points().get(name)
     if ep is None:
-        raise ZooError(unknown("zoo", name, zoo_names()))
+        raise ZooError(unknown_name("zoo", name, zoo_names()))
     zoo = _load_entry_point(ep)
     zoo.check()
     _REGISTERED[name] = zoo

@@ -11,8 +11,7 @@ types it serves.
 
 from __future__ import annotations
 
-import difflib
-
+from mtenv.messages import unknown_name
 from mtenv.zoo.data import (
     CANVAS_SIZE,
     N_CELLS,
@@ -44,11 +43,7 @@ def check_task_type(task_type: str) -> str:
     """Return ``task_type`` if the zoo knows it, else raise :class:`ZooError` suggesting one."""
     if task_type in TASK_TYPES:
         return task_type
-    close = difflib.get_close_matches(str(task_type), TASK_TYPES, n=1, cutoff=0.0)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ZooError(
-        f"unknown task type {task_type!r}: known task types are {', '.join(TASK_TYPES)}{hint}"
-    )
+    raise ZooError(unknown_name("task type", task_type, TASK_TYPES))
 
 
 def pool_for(task_type: str, split: str = "serving") -> Pool:
