@@ -154,8 +154,8 @@ def load_weights(
     module: nn.Module,
     path: str | os.PathLike[str],
     name: str,
-    device: str | torch.device = "cpu",
-    fix: str = "retrain the model or reinstall the package that ships it",
+    device: str | torch.device,
+    fix: str,
 ) -> nn.Module:
     """``module`` (model ``name``) with the weights of safetensors file ``path``, in eval mode,
     on ``device``.
