@@ -30,6 +30,7 @@ from mtenv.zoo import (
     ZooError,
     build_model,
     evaluate_zoo,
+    get_zoo,
     load_model,
     localize_serving_pool,
     localize_validation_pool,
@@ -284,10 +285,10 @@ def test_flop_counter_counts_linear_and_conv_macs() -> None:
 
 
 def test_model_stats_does_not_touch_global_rng() -> None:
-    model_stats.cache_clear()
+    fresh = replace(get_zoo())  # the digits zoo with nothing measured yet
     state = torch.random.get_rng_state()
-    model_stats("cnn_wide")
-    model_stats("multitask")
+    fresh.stats("cnn_wide")
+    fresh.stats("multitask")
     assert torch.equal(torch.random.get_rng_state(), state)
 
 

@@ -168,10 +168,10 @@ def reference_problems(
     Works on parts validated one by one, so that a file with schema errors still has its names
     checked in the same run: a part that failed its own validation is ``None`` and skipped.
     """
-    from mtenv.zoo import ZooError, get_zoo
+    from mtenv.zoo import DEFAULT_ZOO, ZooError, get_zoo
 
     try:
-        zoo = get_zoo(zoo_name or "digits")
+        zoo = get_zoo(zoo_name or DEFAULT_ZOO)
     except ZooError as exc:
         return [f"zoo: {exc}"]
     problems = [
@@ -254,7 +254,7 @@ def validated_parts(raw: dict[str, Any]) -> dict[str, Any]:
         workload = WorkloadConfig.model_validate(raw.get("workload"))
     except ValidationError:
         workload = None
-    zoo = raw.get("zoo", "digits")
+    zoo = raw.get("zoo", Scenario.model_fields["zoo"].default)
     return {
         "zoo_name": zoo if isinstance(zoo, str) else None,
         "models": [m for m in models if isinstance(m, str)] if isinstance(models, list) else None,

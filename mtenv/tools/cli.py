@@ -139,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     card = zoo_commands.add_parser(
         "card", help="evaluate a zoo's weights and its plans on the serving pools: the card"
     )
-    card.add_argument("--zoo", default="digits", help="the zoo (default: digits)")
+    card.add_argument("--zoo", default=None, help="the zoo (default: the built-in digits)")
     card.add_argument(
         "--out",
         default=None,

@@ -25,12 +25,12 @@ def cmd_zoo_train(args: argparse.Namespace) -> int:
 
 def cmd_zoo_card(args: argparse.Namespace) -> int:
     from mtenv.tools.plan_card import evaluate_plans, plan_section
-    from mtenv.zoo import get_zoo, write_card
+    from mtenv.zoo import DEFAULT_ZOO, get_zoo, write_card
     from mtenv.zoo.card import any_zoo_card, render_any_zoo_card, write_any_zoo_card
 
-    zoo = get_zoo(args.zoo)
+    zoo = get_zoo(args.zoo or DEFAULT_ZOO)
     out = out_dir_arg(args.out)
-    if zoo.name == "digits":
+    if zoo.name == DEFAULT_ZOO:
         paths = write_card(out_dir=out, extra_sections=[plan_section()])
     else:
         sections = [plan_section(evaluate_plans(zoo=zoo, task_type=t)) for t in zoo.task_type_names]

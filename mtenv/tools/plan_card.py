@@ -20,7 +20,7 @@ from mtenv.core.plans import CascadePlan, Plan, serve_pool
 from mtenv.core.profiles import derive_profile
 from mtenv.core.schema import ProfileConfig, SinglePlanConfig
 from mtenv.io.scenario_files import parse_plans
-from mtenv.zoo import Zoo, get_zoo
+from mtenv.zoo import DEFAULT_ZOO, Zoo, get_zoo
 from mtenv.zoo.card import CardSection, markdown_table
 
 CARD_PLANS: list[dict[str, Any]] = [
@@ -45,7 +45,7 @@ def card_plans(zoo: Zoo | None = None, task_type: str = "classify") -> list[Plan
     zoo = zoo if zoo is not None else get_zoo()
     names = [m.name for m in zoo.models if m.task_types == (task_type,)]
     singles = [SinglePlanConfig(model=name).build(zoo) for name in names]
-    collaborating = CARD_PLANS if zoo.name == "digits" else generic_plans(zoo, names, task_type)
+    collaborating = CARD_PLANS if zoo.name == DEFAULT_ZOO else generic_plans(zoo, names, task_type)
     return singles + parse_plans(collaborating, zoo=zoo)
 
 

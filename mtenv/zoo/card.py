@@ -440,15 +440,23 @@ def write_card(
     Returns ``(json_path, md_path)``.
     """
     out = Path(out_dir) if out_dir is not None else Path(str(files("mtenv.zoo")))
+    return _write_card_files(out, evaluate_zoo(weights_dir), extra_sections, render_card)
+
+
+def _write_card_files(
+    out: Path,
+    card: dict[str, Any],
+    extra_sections: Sequence[CardSection | tuple[str, str]],
+    render: Callable[[dict[str, Any], Sequence[CardSection]], str],
+) -> tuple[Path, Path]:
+    """Write ``card.json`` (with the sections, if any) and ``render``'s ``CARD.md`` into
+    ``out``, atomically each."""
     out.mkdir(parents=True, exist_ok=True)
-    card = evaluate_zoo(weights_dir)
     sections = [_as_section(s) for s in extra_sections]
-    stored = dict(card)
-    if sections:
-        stored["extra_sections"] = [asdict(s) for s in sections]
+    stored = {**card, "extra_sections": [asdict(s) for s in sections]} if sections else card
     json_path, md_path = out / "card.json", out / "CARD.md"
     _write_atomic(json_path, json.dumps(stored, indent=2) + "\n")
-    _write_atomic(md_path, render_card(card, sections))
+    _write_atomic(md_path, render(card, sections))
     return json_path, md_path
 
 
@@ -529,12 +537,4 @@ def write_any_zoo_card(
     zoo: Zoo, out_dir: str | Path, extra_sections: Sequence[CardSection | tuple[str, str]] = ()
 ) -> tuple[Path, Path]:
     """Write ``card.json`` and ``CARD.md`` of any zoo into ``out_dir`` (atomically each)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    card = any_zoo_card(zoo)
-    sections = [_as_section(s) for s in extra_sections]
-    stored = {**card, "extra_sections": [asdict(s) for s in sections]} if sections else card
-    json_path, md_path = out / "card.json", out / "CARD.md"
-    _write_atomic(json_path, json.dumps(stored, indent=2) + "\n")
-    _write_atomic(md_path, render_any_zoo_card(card, sections))
-    return json_path, md_path
+    return _write_card_files(Path(out_dir), any_zoo_card(zoo), extra_sections, render_any_zoo_card)

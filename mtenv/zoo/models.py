@@ -20,7 +20,6 @@ load time, and for a multi-task model prices the trunk and each head separately.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -431,14 +430,10 @@ def measure_stats(
     )
 
 
-@functools.cache
 def model_stats(name: str) -> ModelStats:
-    """The :class:`ModelStats` of digits model ``name``, measured on a fresh module. Cached.
+    """The :class:`ModelStats` of digits model ``name``: the built-in zoo's
+    :meth:`mtenv.zoo.Zoo.stats`, measured once per process on a fresh module (torch's global
+    RNG left untouched)."""
+    from mtenv.zoo.registry import get_zoo
 
-    Building the module does not disturb torch's global RNG (it runs under ``fork_rng``).
-    Other zoos: :meth:`mtenv.zoo.Zoo.stats`.
-    """
-    entry = _ZOO[check_name(name)]
-    with torch.random.fork_rng(devices=[]):
-        module = build_model(name)
-    return measure_stats(name, module, INPUT_SHAPES[entry.task_types[0]], entry.task_types)
+    return get_zoo().stats(check_name(name))

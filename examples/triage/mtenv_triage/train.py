@@ -33,6 +33,7 @@ from torch import nn
 
 from mtenv_triage.data import (
     FEATURES,
+    N_FEATURES,
     N_LEVELS,
     corrupt,
     load_table,
@@ -189,29 +190,19 @@ def _table(results: dict[str, dict[str, float]], flops: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-def _flops(module: nn.Module) -> int:
-    """2 × multiply-accumulates of the Linear layers on one input."""
-    total = 0
-    for layer in module.modules():
-        if isinstance(layer, nn.Linear):
-            total += 2 * layer.in_features * layer.out_features
-    return total
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m mtenv_triage.train", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder for the weights")
     args = parser.parse_args(argv)
-    from safetensors.torch import load_file
+    from mtenv.zoo.models import count_flops
+    from mtenv.zoo.store import load_weights
 
     paths = train_all(args.out)
     modules = {}
     for name, path in paths.items():
-        module = build(name)
-        module.load_state_dict(load_file(str(path)), strict=True)
-        modules[name] = module.eval()
+        modules[name] = load_weights(build(name), path, name, "cpu", "rerun this script")
         print(f"wrote {path}")
     pool = make_pool("serving")
     positives = int(np.sum(pool.labels[: pool.n_per_level]))
@@ -219,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
         f"\nServing pool: {pool.n_per_level} inputs per level ({positives} malignant), "
         f"{N_LEVELS} levels, {pool.n_inputs} in all. Recall = accuracy on malignant inputs.\n"
     )
-    print(_table(evaluate(modules), {n: _flops(m) for n, m in modules.items()}))
+    flops = {name: count_flops(m, (N_FEATURES,)) for name, m in modules.items()}
+    print(_table(evaluate(modules), flops))
 
 
 if __name__ == "__main__":
