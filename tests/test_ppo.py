@@ -20,11 +20,13 @@ import pytest
 import torch
 import yaml
 from conftest import BASE_SCENARIO, merge
+from safetensors.torch import load_file
 
 import mtenv
 from mtenv.agents.hyperparams import hyperparameters_for
 from mtenv.agents.interfaces import AgentLoadError, EnvConfig, Learner
 from mtenv.agents.ppo.learner import MaskablePPOAgent, PPOAgent, SB3Learner
+from mtenv.agents.ppo.selection import Evaluations
 from mtenv.agents.ppo.settings import TrainingSettings
 from mtenv.agents.ppo.storage import META_MEMBER, ZIP_FILE, checkpoints, write_zip
 
@@ -397,8 +399,79 @@ def test_a_run_writes_tensorboard_logs_checkpoints_and_evaluations(tmp_path):
     kept = [step for step, _ in checkpoints(tmp_path / "run" / "checkpoints")]
     assert kept == [256, 384, 512]
     with np.load(tmp_path / "run" / "eval" / "evaluations.npz") as evaluations:
-        assert evaluations["timesteps"].tolist() == [256, 512]
+        assert evaluations["timesteps"].tolist() == [0, 256, 512]
     assert recorder.episodes and all(step <= 512 for step, _ in recorder.episodes)
+    env.close()
+
+
+def new_bests(evaluations: Evaluations) -> set[int]:
+    """The steps whose mean validation return beat every earlier one."""
+    best, found = -np.inf, set()
+    for step, mean in zip(evaluations.steps, evaluations.means(), strict=True):
+        if mean > best:
+            best, found = mean, found | {step}
+    return found
+
+
+def saved_weight_steps(folder: Path) -> set[int]:
+    return {int(p.stem.removeprefix("best_step_")) for p in folder.glob("best_step_*.safetensors")}
+
+
+def test_the_agent_acts_with_its_best_validated_weights(tmp_path):
+    config = scenario_config(tmp_path, MIXED_TYPES)
+    env = config.make()
+    settings = {**TINY_PPO, "eval_freq": 256, "eval_episodes": 2}
+    agent = MaskablePPOAgent(env, **settings)
+    agent.learn(config, 1024, seed=0, run_dir=tmp_path / "run", callback=Recorder())
+    evaluations = Evaluations.read(tmp_path / "run" / "eval")
+    assert evaluations.steps == [0, 256, 512, 768, 1024]  # the start, then every eval_freq
+    assert all(len(row) == 2 for row in evaluations.returns)
+    assert agent.selected_step == evaluations.best()
+    assert saved_weight_steps(tmp_path / "run" / "eval") == new_bests(evaluations)
+    best = load_file(
+        str(tmp_path / "run" / "eval" / f"best_step_{agent.selected_step}.safetensors")
+    )
+    agent.save(tmp_path / "saved")
+    saved = load_file(str(tmp_path / "saved" / "agent.safetensors"))
+    assert saved.keys() == best.keys()
+    assert all(torch.equal(saved[name], best[name]) for name in best)
+    described = json.loads((tmp_path / "saved" / "agent.json").read_text())
+    assert (described["num_timesteps"], described["selected_step"]) == (1024, agent.selected_step)
+    env.close()
+
+
+def test_every_validation_replays_the_same_episodes(tmp_path):
+    config = scenario_config(tmp_path, CLEAR_WINNER)
+    env = config.make()
+    # cloned from a heuristic, then frozen: PPO's updates change nothing
+    cloned = {"teacher": "most-accurate", "demo_steps": 200, "dagger_rounds": 0, "clone_epochs": 5}
+    frozen = {**TINY_PPO, **cloned, "learning_rate": 0.0, "eval_freq": 256, "eval_episodes": 2}
+    agent = MaskablePPOAgent(env, **frozen)
+    agent.learn(config, 768, seed=3, run_dir=tmp_path / "run", callback=Recorder())
+    evaluations = Evaluations.read(tmp_path / "run" / "eval")
+    # weights that never change score the same on every validation: the episodes are paired
+    assert len(evaluations.steps) == 4
+    assert all(row == evaluations.returns[0] for row in evaluations.returns)
+    assert evaluations.returns[0][0] != evaluations.returns[0][1]  # two different episodes
+    assert agent.selected_step == 0  # ties go to the earliest
+    env.close()
+
+
+def test_a_resumed_run_forgets_the_validations_after_its_checkpoint(tmp_path):
+    config = scenario_config(tmp_path, MIXED_TYPES)
+    env = config.make()
+    settings = {**TINY_PPO, "eval_freq": 256, "eval_episodes": 1, "checkpoint_freq": 512}
+    run_dir = tmp_path / "run"
+    MaskablePPOAgent(env, **settings).learn(config, 768, 0, run_dir, Recorder())
+    # killed after validating at 768, before the checkpoint at 1024: the last checkpoint is 512
+    (run_dir / "checkpoints" / "step_768.zip").unlink()
+    resumed = MaskablePPOAgent(env, **settings)
+    assert resumed.resume(run_dir) == 512
+    resumed.learn(config, 1024, 0, run_dir, Recorder())
+    evaluations = Evaluations.read(run_dir / "eval")
+    assert evaluations.steps == [0, 256, 512, 768, 1024]
+    assert saved_weight_steps(run_dir / "eval") == new_bests(evaluations)
+    assert resumed.selected_step == evaluations.best()
     env.close()
 
 

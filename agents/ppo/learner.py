@@ -13,7 +13,9 @@ A run folder holds::
 
     agent.json, agent.safetensors  the trained agent: what the network is, and its weights
     checkpoints/step_<n>.zip   the model after n env steps (written atomically; the last few kept)
-    eval/evaluations.npz       greedy evaluation returns (and best_model.zip, the best of them)
+    eval/evaluations.npz       greedy returns on the validation episodes, every ``eval_freq``
+    eval/best_step_<n>.safetensors   the weights of each evaluation that set a new best; the
+                               saved agent is the best of them (:mod:`mtenv.agents.ppo.selection`)
     tensorboard/run_0/         TensorBoard event files (when ``tensorboard`` is installed)
 
 The saved agent holds no pickle and runs no code when loaded: :meth:`SB3Learner.load` rebuilds
@@ -28,9 +30,9 @@ refused (:mod:`mtenv.agents.ppo.storage`).
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
-import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,10 +40,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 from sb3_contrib import MaskablePPO
-from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv
 
 from mtenv.agents.interfaces import AgentLoadError, EnvConfig, TrainingCallback
@@ -54,8 +55,8 @@ from mtenv.agents.ppo.rollouts import (
     CreditToDecisions,
     EpisodeReporter,
     make_vec_env,
-    restore_evaluations,
 )
+from mtenv.agents.ppo.selection import Validation, best_weights
 from mtenv.agents.ppo.settings import TrainingSettings, teacher_names
 from mtenv.agents.ppo.storage import (
     CHECKPOINT_PREFIX,
@@ -73,8 +74,7 @@ from mtenv.agents.training import package_versions
 from mtenv.envs.observation import ObservationLayout
 from mtenv.zoo.store import atomic_path
 
-_EVAL_SEED_OFFSET = 1_000_003  # keeps evaluation episodes apart from the training seeds
-_MIXED_ENV_TYPES = "Training and eval env are not of the same type"  # SB3's expected warning
+_EVAL_SEED_OFFSET = 1_000_003  # keeps validation episodes apart from the training seeds
 
 
 # --- learners ----------------------------------------------------------------------------------
@@ -91,7 +91,6 @@ class SB3Learner:
     kind: ClassVar[str]
     name: ClassVar[str]
     algorithm: ClassVar[type[BaseAlgorithm]]
-    eval_callback: ClassVar[type[EvalCallback]]
     candidate_policy: ClassVar[type]
     """The candidate-scoring policy class for this algorithm (``policy: CandidatePolicy``)."""
     value_label: ClassVar[str] = "probability"
@@ -112,6 +111,9 @@ class SB3Learner:
         self.model: BaseAlgorithm | None = None
         self._saved_policy: Any = None  # the policy of an agent loaded from agent.safetensors
         self._saved_steps = 0
+        self._selected_policy: Any = None  # the best validated weights, when not the last ones
+        self.selected_step: int | None = None
+        """The env step whose weights the agent acts with (the best validation), once trained."""
 
     # --- Policy ---------------------------------------------------------------------------
 
@@ -149,7 +151,10 @@ class SB3Learner:
         return self.model
 
     def _policy(self) -> Any:
-        """The policy that acts: the trained model's, or the one loaded from a saved agent."""
+        """The policy that acts: the best validated weights of a finished run, the trained
+        model's, or the one loaded from a saved agent."""
+        if self._selected_policy is not None:
+            return self._selected_policy
         if self.model is None and self._saved_policy is not None:
             return self._saved_policy
         return self._trained().policy
@@ -167,21 +172,23 @@ class SB3Learner:
         """Train until ``total_steps`` env steps in all (steps already done by a resumed run
         count). Training runs whole rollouts of ``n_envs × n_steps`` steps, so it stops at the
         first multiple of that at or past ``total_steps``. A final checkpoint is written at the
-        end."""
+        end. With ``eval_freq`` the agent then acts with the best validated weights of the run
+        (:mod:`mtenv.agents.ppo.selection`)."""
         torch.set_num_threads(1)
         run_dir = Path(run_dir)
         settings = self.settings
         if self.model is None and self._saved_policy is not None:
             self._trained()  # says why a saved agent cannot train on
+        self._selected_policy, self.selected_step = None, None
         start = 0 if self.model is None else self.model.num_timesteps
         if start >= total_steps:
+            self._select(run_dir)
             return
         # A resumed run draws new, reproducible randomness: seeded by where it starts.
         run_seed = seed + start
         load_range = None if settings.load_range is None else tuple(settings.load_range)
         assert settings.vec_env is not None  # parse() resolved the default
         envs = make_vec_env(env_config, settings.n_envs, settings.vec_env, run_seed, load_range)
-        eval_env = None
         try:
             tensorboard = self._tensorboard_dir(run_dir)
             teacher = None
@@ -204,33 +211,40 @@ class SB3Learner:
             if teacher is not None and settings.teacher_coef > 0:
                 callbacks.append(self._teacher_pull(env_config, teacher, seed, total_steps))
             if settings.eval_freq > 0:
-                eval_env = make_vec_env(env_config, 1, "dummy", run_seed + _EVAL_SEED_OFFSET)
-                evaluator = self.eval_callback(
-                    eval_env,
-                    n_eval_episodes=settings.eval_episodes,
-                    eval_freq=max(settings.eval_freq // settings.n_envs, 1),
-                    log_path=str(run_dir / "eval"),
-                    best_model_save_path=str(run_dir / "eval"),
-                    deterministic=True,
-                    verbose=0,
+                callbacks.append(
+                    Validation(
+                        self,
+                        env_config,
+                        run_dir / "eval",
+                        settings.eval_freq,
+                        settings.eval_episodes,
+                        seed + _EVAL_SEED_OFFSET,
+                    )
                 )
-                restore_evaluations(evaluator, start)
-                callbacks.append(evaluator)
-            with warnings.catch_warnings():
-                # Evaluation runs one in-process env beside the training workers on purpose.
-                warnings.filterwarnings("ignore", message=_MIXED_ENV_TYPES, category=UserWarning)
-                self.model.learn(
-                    total_timesteps=total_steps - start,
-                    callback=CallbackList(callbacks),
-                    reset_num_timesteps=False,
-                    tb_log_name="run",
-                )
+            self.model.learn(
+                total_timesteps=total_steps - start,
+                callback=CallbackList(callbacks),
+                reset_num_timesteps=False,
+                tb_log_name="run",
+            )
             if checkpointer.last != self.model.num_timesteps:
                 checkpointer.save()
         finally:
             envs.close()
-            if eval_env is not None:
-                eval_env.close()
+        self._select(run_dir)
+
+    def _select(self, run_dir: Path) -> None:
+        """Act with the best validated weights of the run in ``run_dir`` (the last ones when
+        they are the best, or when the run kept no evaluations)."""
+        model = self._trained()
+        found = best_weights(Path(run_dir) / "eval")
+        self.selected_step = int(model.num_timesteps) if found is None else found[0]
+        if found is None or found[0] == model.num_timesteps:
+            return
+        policy = copy.deepcopy(model.policy)
+        policy.load_state_dict(found[1], strict=True)
+        policy.set_training_mode(False)
+        self._selected_policy = policy
 
     def _build(self, envs: VecEnv, seed: int, tensorboard: str | None) -> BaseAlgorithm:
         arguments = self.settings.algo_arguments()
@@ -364,6 +378,7 @@ class SB3Learner:
             "action_labels": self.action_labels,
             "hyperparameters": self.hyperparameters,
             "num_timesteps": int(steps),
+            "selected_step": int(steps if self.selected_step is None else self.selected_step),
             "versions": package_versions(),
         }
         return write_policy(Path(folder), policy, description)
@@ -462,7 +477,6 @@ class MaskablePPOAgent(SB3Learner):
     name = "maskable-ppo"
     algorithm = MaskablePPO
     candidate_policy = MaskableCandidatePolicy
-    eval_callback = MaskableEvalCallback
 
     def act(self, observation: np.ndarray, mask: np.ndarray) -> int:
         action, _ = self._policy().predict(
@@ -486,7 +500,6 @@ class PPOAgent(SB3Learner):
     kind = "ppo"
     name = "ppo"
     algorithm = PPO
-    eval_callback = EvalCallback
     candidate_policy = CandidatePolicy
 
     @staticmethod

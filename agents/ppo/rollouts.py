@@ -1,8 +1,7 @@
 """What a PPO learner runs while it trains: the vectorised training envs (:func:`make_vec_env`:
 mtenv's batched env through :mod:`~mtenv.agents.ppo.batched`, or one :class:`EnvFactory` env
 per SB3 worker) and the SB3 callbacks hooked into its rollouts: reporting finished
-episodes, moving delayed rewards to the decisions that earned them, checkpointing, and carrying
-a resumed run's earlier evaluations.
+episodes, moving delayed rewards to the decisions that earned them, and checkpointing.
 
 Credit for delayed rewards: the env pays a task's reward when the task settles, some steps after
 the step that decided it, and later for slower plans, so discounting and GAE make a slow,
@@ -22,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
-from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
@@ -207,18 +206,3 @@ class Checkpointer(BaseCallback):
         self.learner.write_checkpoint(self.folder)
         self.last = self.model.num_timesteps
         self.report.on_checkpoint(self.last)
-
-
-def restore_evaluations(callback: EvalCallback, up_to: int) -> None:
-    """Carry a resumed run's earlier evaluations (up to its checkpoint) into ``callback``,
-    which would otherwise overwrite ``evaluations.npz`` with only the new ones."""
-    path = Path(f"{callback.log_path}.npz") if callback.log_path else None
-    if path is None or not path.is_file():
-        return
-    with np.load(path) as saved:
-        keep = saved["timesteps"] <= up_to
-        callback.evaluations_timesteps = saved["timesteps"][keep].tolist()
-        callback.evaluations_results = saved["results"][keep].tolist()
-        callback.evaluations_length = saved["ep_lengths"][keep].tolist()
-    if callback.evaluations_results:
-        callback.best_mean_reward = max(float(np.mean(r)) for r in callback.evaluations_results)
