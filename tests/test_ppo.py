@@ -525,3 +525,22 @@ def test_act_before_training_says_what_to_do(clear_winner):
     obs, info = env.reset(seed=0)
     with pytest.raises(RuntimeError, match="call learn, resume or load first"):
         PPOAgent(env, **TINY_PPO).act(obs, info["action_mask"])
+
+
+def test_mtenv_train_says_which_validated_policy_it_kept(tmp_path, capsys):
+    from mtenv.tools.cli import main
+
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(yaml.safe_dump(merge(BASE_SCENARIO, CLEAR_WINNER)))
+    hp = ["n_envs=2", "vec_env=dummy", "n_steps=64", "batch_size=64", "teacher=null"]
+    hp += ["eval_freq=128", "eval_episodes=1"]
+    argv = ["train", "--scenario", str(scenario), "--agent", "maskable-ppo", "--steps", "256"]
+    argv += ["--out", str(tmp_path / "run"), "--quiet", *[x for h in hp for x in ("--hp", h)]]
+    assert main(argv) == 0
+    evaluations = Evaluations.read(tmp_path / "run" / "eval")
+    assert evaluations.steps == [0, 128, 256]
+    best = evaluations.best()
+    kept = f"kept the policy of step {best:,} (mean validation return "
+    assert kept in capsys.readouterr().out
+    described = json.loads((tmp_path / "run" / "agent.json").read_text())
+    assert described["selected_step"] == best

@@ -79,8 +79,10 @@ class TrainingSettings:
     env after the other in this process. ``None`` (the default): ``batched`` when ``n_envs > 1``,
     ``dummy`` for one env."""
     eval_freq: int = 0
-    """Env steps between greedy evaluations on a separate env (0: none)."""
+    """Env steps between greedy evaluations on fixed validation episodes (0: none); the run
+    keeps the best evaluated weights (:mod:`mtenv.agents.ppo.selection`)."""
     eval_episodes: int = 3
+    """Validation episodes per evaluation, the same ones every time."""
     checkpoint_freq: int = 20_000
     """Env steps between checkpoints (taken between rollouts, so rounded up to whole ones)."""
     credit: str = "decision"

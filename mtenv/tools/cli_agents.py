@@ -39,7 +39,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{result.episodes:,} episodes this session, {result.cpu_time_s:.1f} CPU s in all "
         f"-> {result.folder}"
     )
+    kept = _kept_policy(result.folder / "eval")
+    if kept:
+        print(kept)
     return 0
+
+
+def _kept_policy(folder: Path) -> str | None:
+    """One line on a PPO run's validation: which evaluated policy it kept, beside the first
+    (the clone, with a teacher) and the last."""
+    if not folder.is_dir():  # a tabular run: nothing validated, and PPO's extra may be absent
+        return None
+    from mtenv.agents.ppo.selection import Evaluations
+
+    evaluations = Evaluations.read(folder)
+    best = evaluations.best()
+    if best is None:
+        return None
+    means = dict(zip(evaluations.steps, evaluations.means(), strict=True))
+    first, last = evaluations.steps[0], evaluations.steps[-1]
+    return (
+        f"kept the policy of step {best:,} (mean validation return {means[best]:.1f}; "
+        f"step {first:,}: {means[first]:.1f}, step {last:,}: {means[last]:.1f})"
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
