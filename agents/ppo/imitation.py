@@ -67,14 +67,22 @@ def pick_teacher(env_config: EnvConfig, episodes: int, seed: int) -> str:
         means = {}
         for name in teachers:
             teacher = make_policy(name, env, seed)
-            returns = [
-                _episode(env, teacher.act, teacher.act, seed + i, gamma=0.0)[1]
-                for i in range(episodes)
-            ]
+            returns = [play(env, teacher.act, seed + i)[0] for i in range(episodes)]
             means[name] = float(np.mean(returns))
     finally:
         env.close()
     return max(teachers, key=lambda name: means[name])
+
+
+def play(env: gym.Env, act: Actor, seed: int) -> tuple[float, int]:
+    """The return and the number of steps of one episode seeded ``seed``, acted by ``act``."""
+    obs, info = env.reset(seed=seed)
+    total, steps = 0.0, 0
+    while True:
+        obs, reward, terminated, truncated, info = env.step(act(obs, info["action_mask"]))
+        total, steps = total + float(reward), steps + 1
+        if terminated or truncated:
+            return total, steps
 
 
 def collect(

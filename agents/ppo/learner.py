@@ -213,7 +213,7 @@ class SB3Learner:
             if settings.eval_freq > 0:
                 callbacks.append(
                     Validation(
-                        self,
+                        self.act,
                         env_config,
                         run_dir / "eval",
                         settings.eval_freq,

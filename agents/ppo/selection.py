@@ -23,7 +23,6 @@ as if it had never been killed.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +31,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from stable_baselines3.common.callbacks import BaseCallback
 
-from mtenv.agents.interfaces import EnvConfig, Policy
-from mtenv.tools.evaluation import run_episode
+from mtenv.agents.interfaces import EnvConfig
+from mtenv.agents.ppo.imitation import Actor, play
 from mtenv.zoo.store import atomic_path
 
 EVALUATIONS_FILE = "evaluations.npz"
@@ -90,24 +89,22 @@ class Evaluations:
 
 
 class Validation(BaseCallback):
-    """Evaluates the greedy ``policy`` on ``episodes`` fixed episodes (seeds ``seed``,
+    """Evaluates the greedy policy ``act`` on ``episodes`` fixed episodes (seeds ``seed``,
     ``seed + 1``, …) at the start of training, every ``every`` env steps between rollouts, and
     at the end; writes the evaluations and each new best's weights into ``folder``."""
 
     def __init__(
         self,
-        policy: Policy,
+        act: Actor,
         env_config: EnvConfig,
         folder: Path,
         every: int,
         episodes: int,
         seed: int,
-        report: Callable[[int, float], None] | None = None,
     ):
         super().__init__()
-        self.policy, self.env_config, self.folder = policy, env_config, Path(folder)
+        self.act, self.env_config, self.folder = act, env_config, Path(folder)
         self.every, self.episodes, self.seed = every, episodes, seed
-        self.report = report
         self.evaluations = Evaluations([], [], [])
 
     def _on_training_start(self) -> None:
@@ -138,21 +135,19 @@ class Validation(BaseCallback):
         step = int(self.model.num_timesteps)
         env = self.env_config.make()
         try:
-            runs = [run_episode(env, self.policy, self.seed + i) for i in range(self.episodes)]
+            runs = [play(env, self.act, self.seed + i) for i in range(self.episodes)]
         finally:
             env.close()
-        returns = [float(run["episode_return"]) for run in runs]
+        returns = [episode_return for episode_return, _ in runs]
         new_best = float(np.mean(returns)) > self.evaluations.best_mean()
         self.evaluations.steps.append(step)
         self.evaluations.returns.append(returns)
-        self.evaluations.lengths.append([int(run["tasks"]) for run in runs])
+        self.evaluations.lengths.append([steps for _, steps in runs])
         if new_best:
             tensors = {k: v.detach().clone() for k, v in self.model.policy.state_dict().items()}
             with atomic_path(weights_file(self.folder, step)) as tmp:
                 save_file(tensors, str(tmp))
         self.evaluations.write(self.folder)
-        if self.report is not None:
-            self.report(step, float(np.mean(returns)))
 
 
 def best_weights(folder: Path) -> tuple[int, dict[str, torch.Tensor]] | None:
