@@ -26,7 +26,7 @@ import mtenv
 from mtenv.agents.hyperparams import hyperparameters_for
 from mtenv.agents.interfaces import AgentLoadError, EnvConfig, Learner
 from mtenv.agents.ppo.learner import MaskablePPOAgent, PPOAgent, SB3Learner
-from mtenv.agents.ppo.selection import Evaluations
+from mtenv.agents.ppo.selection import Evaluations, saved_weights
 from mtenv.agents.ppo.settings import TrainingSettings
 from mtenv.agents.ppo.storage import META_MEMBER, ZIP_FILE, checkpoints, write_zip
 
@@ -414,7 +414,7 @@ def new_bests(evaluations: Evaluations) -> set[int]:
 
 
 def saved_weight_steps(folder: Path) -> set[int]:
-    return {int(p.stem.removeprefix("best_step_")) for p in folder.glob("best_step_*.safetensors")}
+    return set(saved_weights(folder))
 
 
 def test_the_agent_acts_with_its_best_validated_weights(tmp_path):
@@ -428,9 +428,7 @@ def test_the_agent_acts_with_its_best_validated_weights(tmp_path):
     assert all(len(row) == 2 for row in evaluations.returns)
     assert agent.selected_step == evaluations.best()
     assert saved_weight_steps(tmp_path / "run" / "eval") == new_bests(evaluations)
-    best = load_file(
-        str(tmp_path / "run" / "eval" / f"best_step_{agent.selected_step}.safetensors")
-    )
+    best = load_file(saved_weights(tmp_path / "run" / "eval")[agent.selected_step])
     agent.save(tmp_path / "saved")
     saved = load_file(str(tmp_path / "saved" / "agent.safetensors"))
     assert saved.keys() == best.keys()

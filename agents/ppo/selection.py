@@ -43,6 +43,12 @@ def weights_file(folder: Path, step: int) -> Path:
     return Path(folder) / f"best_step_{step}.safetensors"
 
 
+def saved_weights(folder: Path) -> dict[int, Path]:
+    """The weight files in ``folder`` by the step they were saved at."""
+    found = (_WEIGHTS.fullmatch(path.name) for path in Path(folder).iterdir())
+    return {int(m.group(1)): Path(folder) / m.group(0) for m in found if m is not None}
+
+
 @dataclass
 class Evaluations:
     """The greedy evaluations of one run so far: ``steps [n]``, ``returns [n, episodes]`` and
@@ -111,9 +117,8 @@ class Validation(BaseCallback):
         start = self.model.num_timesteps
         self.folder.mkdir(parents=True, exist_ok=True)
         self.evaluations = Evaluations.read(self.folder, up_to=start)
-        for path in self.folder.glob("best_step_*.safetensors"):
-            match = _WEIGHTS.fullmatch(path.name)
-            if match is None or int(match.group(1)) > start:
+        for step, path in saved_weights(self.folder).items():
+            if step > start:
                 path.unlink()  # written after the checkpoint this run resumes from
         if start not in self.evaluations.steps:
             self.evaluate()
