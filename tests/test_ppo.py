@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 import mtenv
 from mtenv.agents.hyperparams import hyperparameters_for
 from mtenv.agents.interfaces import AgentLoadError, EnvConfig, Learner
+from mtenv.agents.ppo.imitation import play
 from mtenv.agents.ppo.learner import MaskablePPOAgent, PPOAgent, SB3Learner
 from mtenv.agents.ppo.selection import Evaluations, saved_weights
 from mtenv.agents.ppo.settings import TrainingSettings
@@ -455,6 +456,24 @@ def test_every_validation_replays_the_same_episodes(tmp_path):
     env.close()
 
 
+def test_validation_plays_every_episode_at_each_load(tmp_path):
+    config = scenario_config(tmp_path, CLEAR_WINNER)
+    env = config.make()
+    frozen = {**TINY_PPO, "learning_rate": 0.0, "eval_freq": 256, "eval_episodes": 2}
+    agent = MaskablePPOAgent(env, **frozen, eval_loads=[1.0, 3.0])
+    agent.learn(config, 256, seed=5, run_dir=tmp_path / "run", callback=Recorder())
+    evaluations = Evaluations.read(tmp_path / "run" / "eval")
+    seeds = [5 + 1_000_003 + i for i in range(2)]
+    played = [
+        play(config.make(load_scale=load), agent.act, seed)[0]
+        for load in (1.0, 3.0)
+        for seed in seeds
+    ]
+    assert evaluations.returns[0] == played  # episodes ordered load by load
+    assert played[:2] != played[2:]  # the heavier load is another workload
+    env.close()
+
+
 def test_a_resumed_run_forgets_the_validations_after_its_checkpoint(tmp_path):
     config = scenario_config(tmp_path, MIXED_TYPES)
     env = config.make()
@@ -510,6 +529,9 @@ def test_every_env_id_has_valid_hyperparameters(kind, env_id):
         ({"n_envs": 0}, "n_envs: expected an integer >= 1"),
         ({"learning_rate": "fast"}, "learning_rate: expected a number or 'lin_<number>'"),
         ({"policy_kwargs": {"activation_fn": "swish"}}, "activation_fn: expected one of"),
+        ({"eval_loads": []}, "eval_loads: expected a list of numbers > 0"),
+        ({"eval_loads": [1.0, 0]}, "eval_loads: expected a list of numbers > 0"),
+        ({"load_range": [2.0, 1.0]}, "load_range: expected \\[low, high\\]"),
     ],
 )
 def test_bad_hyperparameters_are_named(clear_winner, change, message):

@@ -219,6 +219,7 @@ class SB3Learner:
                         settings.eval_freq,
                         settings.eval_episodes,
                         seed + _EVAL_SEED_OFFSET,
+                        settings.eval_loads or (None,),
                     )
                 )
             self.model.learn(

@@ -6,14 +6,17 @@ evaluation to the next, and a run that started from a cloned heuristic can drift
 stay there. So every ``eval_freq`` env steps (and once before the first update, which is the
 clone when the run has a teacher) :class:`Validation` plays the greedy policy on the same
 ``eval_episodes`` episodes, seeded apart from training and from ``mtenv eval`` / ``mtenv bench``'s
-held-out seeds, and remembers the weights of each new best. At the end of the run the learner
-acts with, and saves, the best of them (ties: the earliest). Because every candidate plays the
-same episodes, the comparison is paired; the held-out evaluation stays unbiased because it
-never chose.
+held-out seeds, at each of the ``eval_loads`` load factors, and remembers the weights of each
+new best. At the end of the run the learner acts with, and saves, the best of them (ties: the
+earliest). Because every candidate plays the same episodes, the comparison is paired; the
+held-out evaluation stays unbiased because it never chose. Validating over a range of loads
+keeps a policy that is best at the scenario's load but fails when the load doubles from being
+chosen over one that holds at both.
 
 The run folder keeps, under ``eval/``::
 
     evaluations.npz             steps, per-episode returns and lengths of every evaluation
+                                (episodes ordered load by load)
     best_step_<n>.safetensors   the weights of each evaluation that set a new best
 
 A resumed run forgets the evaluations after its checkpoint (and their weights), so it chooses
@@ -23,6 +26,7 @@ as if it had never been killed.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,8 +100,10 @@ class Evaluations:
 
 class Validation(BaseCallback):
     """Evaluates the greedy policy ``act`` on ``episodes`` fixed episodes (seeds ``seed``,
-    ``seed + 1``, …) at the start of training, every ``every`` env steps between rollouts, and
-    at the end; writes the evaluations and each new best's weights into ``folder``."""
+    ``seed + 1``, …) at each load factor of ``loads`` (``None``: the scenario's load) at the
+    start of training, every ``every`` env steps between rollouts, and at the end; writes the
+    evaluations and each new best's weights into ``folder``. An evaluation's score is its mean
+    return over all of those episodes."""
 
     def __init__(
         self,
@@ -107,10 +113,12 @@ class Validation(BaseCallback):
         every: int,
         episodes: int,
         seed: int,
+        loads: Sequence[float | None] = (None,),
     ):
         super().__init__()
         self.act, self.env_config, self.folder = act, env_config, Path(folder)
         self.every, self.episodes, self.seed = every, episodes, seed
+        self.loads = tuple(loads)
         self.evaluations = Evaluations([], [], [])
 
     def _on_training_start(self) -> None:
@@ -138,11 +146,7 @@ class Validation(BaseCallback):
     def evaluate(self) -> None:
         """Play the episodes, record them, and keep the weights if they are a new best."""
         step = int(self.model.num_timesteps)
-        env = self.env_config.make()
-        try:
-            runs = [play(env, self.act, self.seed + i) for i in range(self.episodes)]
-        finally:
-            env.close()
+        runs = [run for load in self.loads for run in self._play(load)]
         returns = [episode_return for episode_return, _ in runs]
         new_best = float(np.mean(returns)) > self.evaluations.best_mean()
         self.evaluations.steps.append(step)
@@ -153,6 +157,13 @@ class Validation(BaseCallback):
             with atomic_path(weights_file(self.folder, step)) as tmp:
                 save_file(tensors, str(tmp))
         self.evaluations.write(self.folder)
+
+    def _play(self, load: float | None) -> list[tuple[float, int]]:
+        env = self.env_config.make(**({} if load is None else {"load_scale": load}))
+        try:
+            return [play(env, self.act, self.seed + i) for i in range(self.episodes)]
+        finally:
+            env.close()
 
 
 def best_weights(folder: Path) -> tuple[int, dict[str, torch.Tensor]] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,7 +83,11 @@ class TrainingSettings:
     """Env steps between greedy evaluations on fixed validation episodes (0: none); the run
     keeps the best evaluated weights (:mod:`mtenv.agents.ppo.selection`)."""
     eval_episodes: int = 3
-    """Validation episodes per evaluation, the same ones every time."""
+    """Validation episodes per evaluation and load, the same ones every time."""
+    eval_loads: list[float] | None = None
+    """Load factors (``load_scale``) every validation episode is played at, so the kept policy
+    is the best over that range and not only at the scenario's load; ``null``: the scenario's
+    load alone."""
     checkpoint_freq: int = 20_000
     """Env steps between checkpoints (taken between rollouts, so rounded up to whole ones)."""
     credit: str = "decision"
@@ -136,12 +141,19 @@ class TrainingSettings:
             value = getattr(settings, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
+        loads = settings.eval_loads
+        if loads is not None and not (
+            isinstance(loads, (list, tuple))
+            and loads
+            and all(_is_positive_number(x) for x in loads)
+        ):
+            raise ValueError(f"eval_loads: expected a list of numbers > 0, got {loads!r}")
         low_high = settings.load_range
         if low_high is not None and not (
             isinstance(low_high, (list, tuple))
             and len(low_high) == 2
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in low_high)
-            and 0 < low_high[0] <= low_high[1]
+            and all(_is_positive_number(x) for x in low_high)
+            and low_high[0] <= low_high[1]
         ):
             raise ValueError(
                 f"load_range: expected [low, high] with 0 < low <= high, got {low_high!r}"
@@ -190,6 +202,7 @@ _OWN_KEYS = (
     "vec_env",
     "eval_freq",
     "eval_episodes",
+    "eval_loads",
     "checkpoint_freq",
     "credit",
     "teacher",
@@ -221,3 +234,12 @@ def teacher_names() -> tuple[str, ...]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_positive_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
