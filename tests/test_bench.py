@@ -191,6 +191,62 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(
     assert "--resume" in json.loads((out / "manifest.json").read_text())["argv"]
 
 
+def descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (Linux ``/proc``)."""
+    parent_of = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        parent_of[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parent_of.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_sigterm_stops_the_pool_workers_and_leaves_a_resumable_folder(tmp_path: Path) -> None:
+    out = tmp_path / "terminated"
+    proc = cli_subprocess(
+        *SMALL, "--episode-tasks", "150", "--workers", "2", "--no-report", "--out", str(out),
+        start_new_session=True,
+    )  # fmt: skip
+    results = out / records.RESULTS
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.exists() and results.read_text().count("\n") >= 3:
+                break
+            time.sleep(0.02)
+        workers = descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)  # the CLI alone, as `kill` or a scheduler sends it
+        _, stderr = proc.communicate(timeout=60)
+        gone = time.monotonic() + 10
+        while time.monotonic() < gone and any(alive(pid) for pid in workers):
+            time.sleep(0.05)
+        left = sorted(pid for pid in workers if alive(pid))
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left, so a failure leaves nothing
+        proc.communicate()
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert workers, "the sweep ended before its workers were seen"
+    assert left == [], "pool workers outlived the sweep"
+    assert "--resume" in stderr
+    assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
+    assert 3 <= len(records.read(results).episodes) < EPISODES
+
+
 def test_a_cut_last_line_is_reported_and_skipped(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, straight: Path
 ) -> None:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from mtenv.io.scenario_files import shipped_scenarios
-from mtenv.tools.cli import EXIT_BAD_INPUT, main
+from mtenv.tools.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, main
 
 HEADLINE = ("effective_accuracy", "slo_attainment", "latency_p99_ms")
 RUN = ["run", "--scenario", "quickstart", "--episodes", "2", "--seed", "0"]
@@ -480,3 +480,18 @@ def test_a_negative_seed_is_reported_as_the_seed(capsys, command):
     err = capsys.readouterr().err
     assert "argument --seed: expected an integer >= 0, got '-3'" in err
     assert "--policy" not in err.splitlines()[-1]
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does(capsys, monkeypatch):
+    """`kill` ends any command with the interrupted status and one line, not a traceback."""
+    import signal
+
+    def terminated(args):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the command")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr("mtenv.tools.cli.cmd_run", terminated)
+    assert main(["run", "--scenario", "quickstart"]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip() == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's alone

@@ -42,6 +42,7 @@ from mtenv.tools.cli_common import (
     CliError,
     non_negative_int,
     positive_int,
+    terminate_like_ctrl_c,
 )
 from mtenv.tools.cli_run import cmd_plot, cmd_render, cmd_run
 
@@ -69,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mtenv.zoo import ZooError
 
     try:
-        return args.handler(args)
+        with terminate_like_ctrl_c():
+            return args.handler(args)
     except (
         CliError,
         ScenarioError,
@@ -86,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"mtenv: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # commands with work to resume say how; the rest stop here
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (``mtenv run | head``): not an error
         sys.stderr.close()
         return 0

@@ -5,11 +5,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from mtenv.tools.cli_common import EXIT_INTERRUPTED, CliError, out_dir_arg, positive_int
+from mtenv.tools.cli_common import CliError, out_dir_arg, positive_int
 
 _DESCRIPTION = """\
 Runs every (scenario, policy, seed) cell of a sweep and appends each finished episode to
@@ -114,21 +113,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from mtenv.tools.bench.engine import Options, run_sweep
     from mtenv.tools.cli import EVAL_SEED
 
-    try:
-        sweep, out = _sweep_of(args)
-        options = Options(
-            out=Path(out),
-            backend=args.backend or "local",
-            workers=args.workers,
-            resume=args.resume,
-            argv=tuple(getattr(args, "command_argv", ()) or ()),
-            eval_seed=EVAL_SEED,
-            report=not args.no_report,
-        )
-        return run_sweep(sweep, options)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    sweep, out = _sweep_of(args)
+    options = Options(
+        out=Path(out),
+        backend=args.backend or "local",
+        workers=args.workers,
+        resume=args.resume,
+        argv=tuple(getattr(args, "command_argv", ()) or ()),
+        eval_seed=EVAL_SEED,
+        report=not args.no_report,
+    )
+    return run_sweep(sweep, options)
 
 
 def _sweep_of(args: argparse.Namespace) -> tuple[Any, str]:

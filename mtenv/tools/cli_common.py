@@ -1,10 +1,15 @@
-"""What the ``mtenv`` command modules share: the exit statuses, :class:`CliError`, and the
-checks of the ``--policy``, ``--seed`` and output path values, made before any work starts."""
+"""What the ``mtenv`` command modules share: the exit statuses, :class:`CliError`, SIGTERM
+handled as Ctrl-C, and the checks of the ``--policy``, ``--seed`` and output path values, made
+before any work starts."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +19,27 @@ EXIT_INTERRUPTED = 130
 
 class CliError(Exception):
     """A user error: printed as one message, exit status 2."""
+
+
+@contextlib.contextmanager
+def terminate_like_ctrl_c() -> Iterator[None]:
+    """While inside, SIGTERM (``kill``, ``timeout``, a batch scheduler's preemption) raises
+    :class:`KeyboardInterrupt` in the main thread, so a command stops as it does on Ctrl-C: its
+    worker processes ended, its finished work kept, the ``--resume`` hint printed. Killed
+    outright instead, a sweep would leave its pool workers running, still writing into the
+    folder a resumed sweep then shares with them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def policy_arg(spec: str, env: Any, seed: int | None, trust_pickle: bool = False) -> Any:
