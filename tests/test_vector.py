@@ -577,10 +577,12 @@ def test_episodes_are_reported_as_monitor_reports_them():
 
 def test_maskable_ppo_reports_episodes_from_the_batched_env(tmp_path):
     from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.logger import Logger
 
     config = EnvConfig("mtenv/Quickstart-v0", {"inference": "memoized", "episode_tasks": 25})
     vec = make_vec_env(config, 4, "batched", seed=0)
     model = MaskablePPO("MlpPolicy", vec, n_steps=64, batch_size=128, n_epochs=1, seed=0)
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no temp folder
     model.learn(256)
     assert model.num_timesteps == 256
     returns = [info["r"] for info in model.ep_info_buffer]

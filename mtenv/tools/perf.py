@@ -212,9 +212,13 @@ def _ppo_builder(algorithm: Any, vec: Any, n_envs: int, train_steps: int) -> Cal
     batch = min(TRAIN_BATCH, n_steps * n_envs)
 
     def build(seed: int) -> Any:
-        return algorithm(
+        from stable_baselines3.common.logger import Logger
+
+        model = algorithm(
             "MlpPolicy", vec, n_steps=n_steps, batch_size=batch, seed=seed, device="cpu", verbose=0
         )
+        model.set_logger(Logger(folder=None, output_formats=[]))  # else a temp folder per learn
+        return model
 
     return build
 
