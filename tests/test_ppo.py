@@ -436,6 +436,9 @@ def test_the_agent_acts_with_its_best_validated_weights(tmp_path):
     assert all(torch.equal(saved[name], best[name]) for name in best)
     described = json.loads((tmp_path / "saved" / "agent.json").read_text())
     assert (described["num_timesteps"], described["selected_step"]) == (1024, agent.selected_step)
+    MaskablePPOAgent.load(tmp_path / "saved", env).save(tmp_path / "again")
+    again = json.loads((tmp_path / "again" / "agent.json").read_text())
+    assert again["selected_step"] == agent.selected_step  # a resaved agent keeps its origin
     env.close()
 
 

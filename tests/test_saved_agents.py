@@ -180,6 +180,10 @@ CANDIDATE_TAMPERING = {
     "algorithm": (_set("algorithm", "DQN"), r"field algorithm: expected one of \['MaskablePPO'\]"),
     "format-version": (_set("format_version", 2), r"format_version: expected an integer in \[1, 1"),
     "missing-field": (lambda d: d.pop("num_timesteps"), r"field num_timesteps: missing"),
+    "selected-after-the-end": (
+        _set("selected_step", 10**6),
+        r"field selected_step: expected an integer in \[0, ",
+    ),
     "hyperparameters-type": (_set("hyperparameters", []), r"hyperparameters: expected a JSON obj"),
     "bad-hyperparameters": (
         _set("hyperparameters", "n_envs", 0),

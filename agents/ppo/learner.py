@@ -409,6 +409,7 @@ class SB3Learner:
             ) from None
         agent._saved_policy = policy
         agent._saved_steps = description["num_timesteps"]
+        agent.selected_step = description["selected_step"]
         return agent
 
     @classmethod

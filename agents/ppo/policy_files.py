@@ -229,6 +229,8 @@ def read_description(folder: Path, kind: str, env: gym.Env) -> dict[str, Any]:
     if not isinstance(hyperparameters, dict):
         fields.fail("hyperparameters", "a JSON object", hyperparameters)
     steps = fields.integer("num_timesteps", 0, 2**62)
+    # the step of the validated weights the agent acts with (absent before mtenv kept them)
+    selected = fields.integer("selected_step", 0, steps) if "selected_step" in fields.data else None
     versions = fields.get("versions")
     if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
         fields.fail("versions", "an object of version strings", versions)
@@ -259,6 +261,7 @@ def read_description(folder: Path, kind: str, env: gym.Env) -> dict[str, Any]:
         "parameters": parameters,
         "hyperparameters": hyperparameters,
         "num_timesteps": steps,
+        "selected_step": selected,
         "weights_bytes": size,
         "weights_sha256": digest,
     }
