@@ -247,6 +247,22 @@ def test_sigterm_stops_the_pool_workers_and_leaves_a_resumable_folder(tmp_path: 
     assert 3 <= len(records.read(results).episodes) < EPISODES
 
 
+def test_resuming_with_more_seeds_and_episodes_runs_only_the_new_ones(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, straight: Path
+) -> None:
+    out = tmp_path / "grown"
+    smaller = [*SMALL, "--seeds", "1", "--episodes", "1", "--workers", "1"]
+    assert bench(capsys, *smaller, "--out", str(out))[0] == 0
+    first = returns(out)
+    assert len(first) == EPISODES // 4
+    code, said, err = bench(capsys, *SMALL, "--workers", "1", "--out", str(out), "--resume")
+    assert code == 0, err
+    assert returns(out) == returns(straight)  # the same episodes as a sweep run at full size
+    assert f"{EPISODES - len(first)} recorded in this session" in said
+    lines = episode_lines(out)
+    assert len(lines) == len(set(lines)) == EPISODES
+
+
 def test_a_cut_last_line_is_reported_and_skipped(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, straight: Path
 ) -> None:
