@@ -147,6 +147,10 @@ class StageRunner:
         if self._memoized and stage.kind != ENSEMBLE:
             self._look_up(batch)
             return
+        if stage.kind != ENSEMBLE:
+            batch = _read_served(batch, stage_index)
+            if not batch:
+                return
         if stage.kind == TRUNK:
             self._run_trunk(stage, batch)
             return
@@ -211,17 +215,11 @@ class StageRunner:
     def _run_trunk(self, stage: Stage, batch: list[Task]) -> None:
         groups = _group(batch, lambda t: t.type)
         model = self.models[stage.models[0]]
-        if all(t.outputs is not None and model in t.outputs for t in batch):
-            outputs = {
-                self.task_types[t]: np.stack([batch[i].outputs[model] for i in rows])  # type: ignore[index]
-                for t, rows in groups
-            }
-        else:
-            ids = {
-                self.task_types[t]: np.array([batch[i].input_id for i in rows], dtype=np.int64)
-                for t, rows in groups
-            }
-            outputs = self.engine.multitask_probabilities(model, ids)
+        ids = {
+            self.task_types[t]: np.array([batch[i].input_id for i in rows], dtype=np.int64)
+            for t, rows in groups
+        }
+        outputs = self.engine.multitask_probabilities(model, ids)
         for t, rows in groups:
             tasks = [batch[i] for i in rows]
             self._answer(
@@ -255,39 +253,82 @@ class _Answers:
 
 def prefetch(engine: InferenceEngine, requests: list[tuple[StageRunner, Task, int]]) -> None:
     """Run the first-stage models of tasks about to be dispatched, one batched forward pass per
-    model and task type over all of them, and keep each task's outputs on it (``Task.outputs``).
+    model and task type over all of them.
 
     ``requests`` are ``(runner, task, plan)``: the runner of the task's simulator (simulators
-    that share ``engine`` may be mixed) and the plan it will be dispatched with. The stage that
-    later serves the task reads its outputs instead of running the models on a batch of its own;
-    the answers are the same, as the models see the same inputs. A cascade's second model is not
-    prefetched: it runs on the tasks that escalate, when they do.
+    that share ``engine`` may be mixed) and the plan it will be dispatched with. A task whose
+    first stage is one model or a shared trunk has its plan's answer served here, row by row as
+    its batch would serve it (``Task.served``); an ensemble's answer waits for its batch, as its
+    online weights may change until then, and the task keeps its members' outputs
+    (``Task.outputs``). The stage that later serves the task reads them instead of running the
+    models again: the answers are the same, as the models see the same inputs. A cascade's
+    second model is not prefetched: it runs on the tasks that escalate, when they do.
     """
-    plain: dict[tuple[str, str], list[Task]] = {}
-    trunks: dict[str, dict[str, list[Task]]] = {}
-    for runner, task, plan in requests:
+    plain: dict[tuple[str, str], list[tuple[StageRunner, Task, int]]] = {}
+    trunks: dict[str, dict[str, list[tuple[StageRunner, Task, int]]]] = {}
+    for request in requests:
+        runner, task, plan = request
         stage = runner.layout.stages[runner.layout.first[plan]]
         task_type = runner.task_types[task.type]
-        task.outputs = {}
+        task.outputs = task.served = None
         for m in stage.models:
             name = runner.models[m]
             if stage.kind == TRUNK:
-                trunks.setdefault(name, {}).setdefault(task_type, []).append(task)
+                trunks.setdefault(name, {}).setdefault(task_type, []).append(request)
             else:
-                plain.setdefault((name, task_type), []).append(task)
-    for (name, task_type), tasks in plain.items():
-        ids = np.fromiter((t.input_id for t in tasks), dtype=np.int64, count=len(tasks))
-        for task, row in zip(tasks, engine.probabilities(name, ids, task_type), strict=True):
-            task.outputs[name] = row  # type: ignore[index]
+                plain.setdefault((name, task_type), []).append(request)
+    for (name, task_type), group in plain.items():
+        _keep(group, name, engine.probabilities(name, _input_ids(group), task_type))
     for name, by_type in trunks.items():
-        ids = {
-            t: np.fromiter((x.input_id for x in tasks), dtype=np.int64, count=len(tasks))
-            for t, tasks in by_type.items()
-        }
-        heads = engine.multitask_probabilities(name, ids)
-        for t, tasks in by_type.items():
-            for task, row in zip(tasks, heads[t], strict=True):
-                task.outputs[name] = row  # type: ignore[index]
+        heads = engine.multitask_probabilities(
+            name, {t: _input_ids(group) for t, group in by_type.items()}
+        )
+        for t, group in by_type.items():
+            _keep(group, name, heads[t])
+
+
+def _input_ids(group: list[tuple[StageRunner, Task, int]]) -> np.ndarray:
+    return np.fromiter((task.input_id for _, task, _ in group), dtype=np.int64, count=len(group))
+
+
+def _keep(group: list[tuple[StageRunner, Task, int]], name: str, probs: np.ndarray) -> None:
+    """Row ``i`` of ``probs`` is model ``name``'s output on request ``i``'s input: kept on an
+    ensemble member's task, served as the plan's answer on the others (one :func:`serve` per
+    distinct plan, however many simulators it comes from)."""
+    to_serve: dict[tuple[Plan, int, int, bool], list[int]] = {}
+    for i, (runner, task, plan) in enumerate(group):
+        layout = runner.layout
+        first = layout.first[plan]
+        if layout.stages[first].kind == ENSEMBLE:
+            task.outputs = {**(task.outputs or {}), name: probs[i]}
+        else:
+            key = (runner.plans[plan], plan, first, layout.escalation[plan] >= 0)
+            to_serve.setdefault(key, []).append(i)
+    for (rule, plan, stage, cascade), rows in to_serve.items():
+        served = serve(rule, {name: probs[rows]})
+        for i, answer, confidence, escalate in zip(
+            rows,
+            served.answer.tolist(),
+            served.confidence.tolist(),
+            served.escalated.tolist(),
+            strict=True,
+        ):
+            group[i][1].served = (plan, stage, answer, confidence, escalate if cascade else None)
+
+
+def _read_served(batch: list[Task], stage_index: int) -> list[Task]:
+    """Give the tasks served in advance for this stage (by :func:`prefetch`) their answers;
+    returns the others, which the stage still has to run."""
+    rest = []
+    for task in batch:
+        served = task.served
+        if served is not None and served[0] == task.plan and served[1] == stage_index:
+            _, _, task.answer, task.confidence, escalate = served
+            if escalate is not None:
+                task.escalate = escalate
+        else:
+            rest.append(task)
+    return rest
 
 
 def _prefetched(batch: list[Task], names: list[str]) -> dict[str, np.ndarray] | None:

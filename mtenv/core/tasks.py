@@ -44,10 +44,12 @@ class Task:
         escalate: set when a cascade's first model was not confident enough; escalated: it
             then ran on the cascade's second model.
         member_answers: each ensemble member's answer (to learn online weights from).
-        outputs: class probabilities of the models of the task's first stage, by model name,
-            computed before its batch started (:func:`mtenv.core.stages.prefetch`: a vector
-            env's one forward pass per model across its simulators); the batch uses them
-            instead of running those models again. ``None`` otherwise.
+        outputs / served: what :func:`mtenv.core.stages.prefetch` (a vector env's one forward
+            pass per model across its simulators) computed before the task's batch started,
+            which the batch then reads instead of running those models again. ``outputs``: an
+            ensemble's member probabilities by model name; ``served``: the answer of any other
+            plan, ``(plan, stage, answer, confidence, escalate)`` (``escalate`` ``None`` but at
+            a cascade's first stage). ``None`` otherwise.
     """
 
     id: int
@@ -75,6 +77,7 @@ class Task:
     escalated: bool = False
     member_answers: tuple[int, ...] | None = None
     outputs: dict[str, np.ndarray] | None = None
+    served: tuple[int, int, int, float, bool | None] | None = None
 
     @property
     def latency(self) -> float:
