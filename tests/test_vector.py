@@ -8,6 +8,7 @@ does and trains MaskablePPO. Episodes are tiny (``episode_tasks=``) to keep ever
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 from typing import Any
@@ -30,6 +31,7 @@ from mtenv.agents.ppo.batched import BatchedVecEnv
 from mtenv.agents.ppo.learner import MaskablePPOAgent
 from mtenv.agents.ppo.rollouts import make_vec_env
 from mtenv.agents.ppo.settings import TrainingSettings
+from mtenv.core.stages import prefetch
 from mtenv.envs.feedback import Feedback
 from mtenv.envs.task_allocation import TaskAllocationEnv
 from mtenv.envs.vector import BatchedTaskAllocationEnv
@@ -234,6 +236,41 @@ def test_live_prefetch_runs_one_forward_pass_per_model_per_step():
         vec.step(actions)
         # quickstart's plans are single models, one task type, no cascade: each model once.
         assert vec.engine.stats.calls - before == len(models), step
+    vec.close()
+
+
+def test_the_prefetch_serves_each_plan_as_its_batch_would():
+    """Every kind of plan (collaboration has singles, cascades, ensembles and a shared trunk):
+    the answers read from the prefetch equal those of running the stage on the task alone, and
+    the batches that read them run no model."""
+    vec = batched("collaboration", num_envs=2, inference="live", episode_tasks=10)
+    vec.reset(seed=0)
+    runners = [env.sim.runner for env in vec.envs]
+    layout, engine = runners[0].layout, vec.engine
+    task = vec.envs[0]._task
+    serves = vec.envs[0].sim.plan_serves[:, task.type]
+    plans = [p for p in range(len(runners[0].plans)) if serves[p]]
+    requests, alone = [], []
+    for plan in plans:
+        for runner in runners:  # the same plan from two simulators: one serve for both
+            copy = dataclasses.replace(task, plan=plan, stage=layout.first[plan])
+            requests.append((runner, copy, plan))
+            if runner is runners[0]:
+                alone.append(dataclasses.replace(copy))
+    engine_calls = engine.stats.calls
+    prefetch(engine, requests)
+    assert engine.stats.calls > engine_calls
+    engine_calls = engine.stats.calls
+    for runner, copy, plan in requests:
+        ensemble = layout.stages[layout.first[plan]].kind == "ensemble"
+        assert (copy.served is None) == ensemble and (copy.outputs is not None) == ensemble
+        runner.run(copy.stage, [copy])
+    assert engine.stats.calls == engine_calls  # every answer came from the prefetch
+    for (_, copy, _), single in zip(requests[::2], alone, strict=True):
+        runners[0].run(single.stage, [single])
+        assert (copy.answer, copy.escalate) == (single.answer, single.escalate)
+        # float32 kernels may round differently at another batch size
+        assert copy.confidence == pytest.approx(single.confidence, rel=1e-5)
     vec.close()
 
 
