@@ -155,24 +155,29 @@ def test_the_report_is_written_at_the_end(
 # --- resuming ------------------------------------------------------------------------------------
 
 
-def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, straight: Path
-) -> None:
-    out = tmp_path / "killed"
+def pool_sweep_under_way(out: Path) -> subprocess.Popen:
+    """A 2-worker sweep of 150-task episodes started in its own session, returned once it has
+    recorded 3 episodes (or ended, or 120 s passed)."""
     proc = cli_subprocess(
         *SMALL, "--episode-tasks", "150", "--workers", "2", "--no-report", "--out", str(out),
         start_new_session=True,
     )  # fmt: skip
+    results, deadline = out / records.RESULTS, time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and results.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.02)
+    return proc
+
+
+def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, straight: Path
+) -> None:
+    out = tmp_path / "killed"
+    proc = pool_sweep_under_way(out)
     results = out / records.RESULTS
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if results.exists() and results.read_text().count("\n") >= 3:
-                break
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its pool workers at once
-        proc.communicate()
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its pool workers at once
+    proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "the sweep ended before it could be killed"
     kept = len(records.read(results).episodes)
     assert 3 <= kept < EPISODES
@@ -218,17 +223,9 @@ def alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
 def test_sigterm_stops_the_pool_workers_and_leaves_a_resumable_folder(tmp_path: Path) -> None:
     out = tmp_path / "terminated"
-    proc = cli_subprocess(
-        *SMALL, "--episode-tasks", "150", "--workers", "2", "--no-report", "--out", str(out),
-        start_new_session=True,
-    )  # fmt: skip
+    proc = pool_sweep_under_way(out)
     results = out / records.RESULTS
-    deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if results.exists() and results.read_text().count("\n") >= 3:
-                break
-            time.sleep(0.02)
         workers = descendants(proc.pid)
         proc.send_signal(signal.SIGTERM)  # the CLI alone, as `kill` or a scheduler sends it
         _, stderr = proc.communicate(timeout=60)
