@@ -13,11 +13,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from mtenv.envs.task_allocation import is_load_scale
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -143,16 +144,14 @@ class TrainingSettings:
                 raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
         loads = settings.eval_loads
         if loads is not None and not (
-            isinstance(loads, (list, tuple))
-            and loads
-            and all(_is_positive_number(x) for x in loads)
+            isinstance(loads, (list, tuple)) and loads and all(is_load_scale(x) for x in loads)
         ):
             raise ValueError(f"eval_loads: expected a list of numbers > 0, got {loads!r}")
         low_high = settings.load_range
         if low_high is not None and not (
             isinstance(low_high, (list, tuple))
             and len(low_high) == 2
-            and all(_is_positive_number(x) for x in low_high)
+            and all(is_load_scale(x) for x in low_high)
             and low_high[0] <= low_high[1]
         ):
             raise ValueError(
@@ -234,12 +233,3 @@ def teacher_names() -> tuple[str, ...]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_positive_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )

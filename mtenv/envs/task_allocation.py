@@ -40,6 +40,16 @@ def positive_int_arg(name: str, value: Any, optional: bool = False) -> int:
     return int(value)
 
 
+def is_load_scale(value: Any) -> bool:
+    """Whether ``value`` is a valid ``load_scale``: a finite number > 0 (not a bool)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
     """Route a stream of inference tasks to real PyTorch models on a simulated GPU cluster.
 
@@ -187,12 +197,7 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
             episode_tasks = positive_int_arg("episode_tasks", episode_tasks, optional=True)
             loaded = loaded.model_copy(update={"episode_tasks": episode_tasks})
         if load_scale is not None:
-            if (
-                isinstance(load_scale, bool)
-                or not isinstance(load_scale, numbers.Real)
-                or not math.isfinite(load_scale)
-                or load_scale <= 0
-            ):
+            if not is_load_scale(load_scale):
                 raise ValueError(f"load_scale: expected a number > 0 or None, got {load_scale!r}")
             workload = loaded.workload.model_copy(update={"load_scale": float(load_scale)})
             loaded = loaded.model_copy(update={"workload": workload})
