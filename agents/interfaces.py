@@ -77,6 +77,12 @@ class EnvConfig:
     def make(self, **overrides: Any) -> gym.Env:
         return gym.make(f"mtenv:{self.env_id}", **{**self.kwargs, **overrides})
 
+    def at_load(self, load_scale: float | None) -> EnvConfig:
+        """This config with the env's ``load_scale`` set (``None``: this config unchanged)."""
+        if load_scale is None:
+            return self
+        return EnvConfig(self.env_id, {**self.kwargs, "load_scale": float(load_scale)})
+
 
 class TrainingCallback(Protocol):
     """What a learner reports while it trains."""

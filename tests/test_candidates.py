@@ -8,18 +8,27 @@ not the best reaches the known best policy of a tiny scenario.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 import yaml
 from conftest import BASE_SCENARIO, merge
 
-from mtenv.agents.interfaces import EnvConfig
+from mtenv.agents.interfaces import BasePolicy, EnvConfig
 from mtenv.agents.ppo.candidates import CandidateNetwork, layout_indices
-from mtenv.agents.ppo.imitation import agreement, clone, collect
+from mtenv.agents.ppo.imitation import (
+    TeacherPull,
+    Teachers,
+    agreement,
+    clone,
+    collect,
+    pick_teachers,
+)
 from mtenv.agents.ppo.learner import MaskablePPOAgent
 from mtenv.envs.observation import ObservationLayout
 
@@ -151,21 +160,110 @@ def test_fine_tuning_climbs_from_a_weaker_teacher_to_the_best_policy(tmp_path):
     assert chosen == {BEST_ACTION}
 
 
-def test_a_resumed_run_keeps_the_teacher_its_cloning_chose(tmp_path, monkeypatch):
+# The tiny scenario with a 5 ms SLO: at its own load INFaaS is the best heuristic; at 256 times
+# it, only the fast model is ever on time and `fastest` is.
+LOAD_SENSITIVE: dict[str, Any] = merge(
+    CLEAR_WINNER, {"workload": {"task_types": {"classify": {"slo_ms": 5}}}}
+)
+
+
+def test_auto_picks_the_best_heuristic_at_each_training_load(tmp_path):
+    config = scenario_config(tmp_path, LOAD_SENSITIVE)
+    teachers = pick_teachers(config, [1.0, 256.0], episodes=2, seed=0)
+    assert teachers.loads == (None, 1.0, 256.0)
+    assert teachers.names == ("infaas", "infaas", "fastest")
+    assert teachers.own_load == 1.0
+    assert teachers.for_envs([None, 1.0, 8.0, 32.0, 256.0]) == ["infaas"] * 3 + ["fastest"] * 2
+    assert teachers.demonstrating() == [(None, "infaas"), (256.0, "fastest")]
+
+
+def test_one_teacher_demonstrates_at_the_scenarios_load_only():
+    teachers = Teachers.one("fastest", (None, 0.75, 2.0), own_load=1.0)
+    assert teachers.for_envs([0.75, 1.0, 2.0]) == ["fastest"] * 3
+    assert teachers.demonstrating() == [(None, "fastest")]
+
+
+def test_cloning_learns_each_loads_teacher_at_its_load(tmp_path):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    config = scenario_config(tmp_path, LOAD_SENSITIVE)
+    agent = MaskablePPOAgent(
+        config.make(), n_envs=1, vec_env="dummy", teacher="auto", demo_steps=1000, dagger_rounds=1
+    )
+    agent.model = agent._build(DummyVecEnv([config.make]), seed=0, tensorboard=None)
+    teachers = Teachers((None, 256.0), ("infaas", "fastest"), own_load=1.0)
+    agent._imitate(config, teachers, seed=0, run_dir=tmp_path)
+    policy = agent.model.policy
+    # (a clone of INFaaS alone agrees with `fastest` on none of the states at 256 times the load)
+    for load, name in teachers.demonstrating():
+        held_out = collect(config.at_load(load), name, 200, seed=500, gamma=0.5)
+        assert agreement(policy, held_out) >= 0.8, (load, name)
+    record = json.loads((tmp_path / "imitation.json").read_text())
+    assert record["teachers"] == [[None, "infaas"], [256.0, "fastest"]]
+
+
+class Recording(BasePolicy):
+    """A teacher that labels every state with its first valid action and keeps what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def act(self, obs: np.ndarray, mask: np.ndarray) -> int:
+        self.seen.append(obs.copy())
+        return int(np.flatnonzero(mask)[0])
+
+
+def test_the_pull_labels_each_envs_states_with_that_envs_teacher(tmp_path):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    config = scenario_config(tmp_path, CLEAR_WINNER)
+    agent = MaskablePPOAgent(config.make(), n_envs=2, vec_env="dummy", n_steps=8, batch_size=16)
+    model = agent._build(DummyVecEnv([config.make] * 2), seed=0, tensorboard=None)
+    buffer = model.rollout_buffer
+    buffer.observations[:] = 0.0
+    buffer.observations[:, 1, 0] = 1.0  # env 1's states carry a mark
+    buffer.action_masks[:] = 1.0
+    teachers = [Recording(), Recording()]
+    pull = TeacherPull(teachers, coef=1.0, decay=1.0, total_steps=1_000)
+    pull.init_callback(model)
+    pull.on_rollout_end()
+    assert [len(t.seen) for t in teachers] == [8, 8]
+    assert [sorted({float(o[0]) for o in t.seen}) for t in teachers] == [[0.0], [1.0]]
+    wrong = TeacherPull([Recording()] * 3, coef=1.0, decay=1.0, total_steps=1_000)
+    wrong.init_callback(model)
+    with pytest.raises(ValueError, match="3 teachers for 2 training envs"):
+        wrong.on_rollout_end()
+
+
+def test_a_resumed_run_keeps_the_teachers_its_cloning_chose(tmp_path, monkeypatch):
     import mtenv.agents.ppo.learner as learner
 
     config = scenario_config(tmp_path, CLEAR_WINNER)
-    env = config.make()
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "imitation.json").write_text('{"teacher": "most-accurate"}')
-    agent = MaskablePPOAgent(env, n_envs=1, vec_env="dummy", teacher="auto")
+    record = run_dir / "imitation.json"
+    agent = MaskablePPOAgent(config.make(), n_envs=2, vec_env="dummy", teacher="auto")
+    loads = [0.5, 2.0]
 
     def no_picking(*args, **kwargs):
-        raise AssertionError("the recorded teacher should be used")
+        raise AssertionError("the recorded teachers should be used")
 
-    monkeypatch.setattr(learner, "pick_teacher", no_picking)
-    assert agent._teacher_name(config, 0, run_dir) == "most-accurate"
-    (run_dir / "imitation.json").write_text('{"teacher": "not-a-heuristic"}')
-    monkeypatch.setattr(learner, "pick_teacher", lambda *args: "fastest")
-    assert agent._teacher_name(config, 0, run_dir) == "fastest"
+    monkeypatch.setattr(learner, "pick_teachers", no_picking)
+    chosen = {
+        "teacher": "infaas",
+        "teachers": [[None, "infaas"], [0.5, "infaas"], [2.0, "fastest"]],
+    }
+    record.write_text(json.dumps({**chosen, "own_load": 1.0}))
+    assert agent._teachers(config, loads, 0, run_dir).names == ("infaas", "infaas", "fastest")
+    record.write_text('{"teacher": "most-accurate"}')  # a run of an older mtenv: one teacher
+    assert agent._teachers(config, loads, 0, run_dir).names == ("most-accurate",) * 3
+    picked = Teachers.one("fastest", (None, 0.5, 2.0), 1.0)
+    monkeypatch.setattr(learner, "pick_teachers", lambda *args: picked)
+    for broken in (
+        '{"teacher": "not-a-heuristic"}',
+        json.dumps({**chosen, "own_load": 1.0, "teachers": [[None, "infaas"], [3.0, "fastest"]]}),
+        json.dumps({**chosen, "own_load": -1.0}),
+        json.dumps({**chosen, "teachers": "infaas"}),
+    ):
+        record.write_text(broken)
+        assert agent._teachers(config, loads, 0, run_dir) == picked, broken

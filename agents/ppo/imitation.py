@@ -4,17 +4,23 @@ PPO from scratch spends most of a small budget rediscovering what a one-line heu
 does (join the shortest queue, pick the most accurate plan that is on time). With a ``teacher``
 the learner starts from that heuristic instead:
 
-1. **The teacher**: a named catalog heuristic, or with ``teacher: auto`` the one with the best
-   mean return over a few episodes of the training scenario (:func:`pick_teacher`).
+1. **The teachers**: a named catalog heuristic, or with ``teacher: auto`` the best one at each
+   training load: the heuristic with the best mean return over a few episodes, picked at the
+   scenario's load and at the lightest and heaviest load of the training envs
+   (:func:`pick_teachers`). The best rule at one load is often not the best at twice it (on
+   edge_burst, INFaaS at the scenario's load, the fastest plan at twice it), so each training env
+   is taught by the pick at the load nearest its own (:class:`Teachers`).
 2. **Demonstrations** (DAgger, Ross et al. 2011): in round 0 the teacher drives; in each later
    round the learner drives and the teacher labels the states the learner visits, so the clone
-   also learns to recover from its own mistakes (:func:`collect`).
+   also learns to recover from its own mistakes (:func:`collect`). They are collected at the
+   scenario's load, and also at each other picked load whose teacher is another.
 3. **Cloning**: masked cross-entropy to the teacher's action, and the critic regressed on the
    decision-credited discounted return of the demonstrations, so that PPO's first advantages
    are not noise (:func:`clone`).
 4. **A pull that decays**: during PPO, before each update, a few steps of the same
-   cross-entropy on the rollout's states, weighted by a coefficient falling linearly to 0
-   (:class:`TeacherPull`). PPO is then free to move away wherever that earns more.
+   cross-entropy on the rollout's states, each labelled by its env's teacher, weighted by a
+   coefficient falling linearly to 0 (:class:`TeacherPull`). PPO is then free to move away
+   wherever that earns more.
 
 Teachers are the stateless catalog heuristics
 (:func:`~mtenv.agents.ppo.settings.teacher_names`): their action is a function of the
@@ -23,7 +29,8 @@ observation and the mask alone, so any state can be labelled.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 import gymnasium as gym
@@ -56,6 +63,70 @@ class Demonstrations:
     def concatenate(cls, parts: list[Demonstrations]) -> Demonstrations:
         names = [f.name for f in fields(cls)]
         return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in names))
+
+
+@dataclass(frozen=True)
+class Teachers:
+    """Which heuristic teaches at which load: ``names[i]`` at ``loads[i]`` (a ``load_scale``;
+    the first is always ``None``, the scenario's own load, which is ``own_load``)."""
+
+    loads: tuple[float | None, ...]
+    names: tuple[str, ...]
+    own_load: float
+
+    @classmethod
+    def one(cls, name: str, loads: Sequence[float | None], own_load: float) -> Teachers:
+        """``name`` at every load."""
+        return cls(tuple(loads), (name,) * len(loads), own_load)
+
+    @property
+    def own(self) -> str:
+        """The teacher at the scenario's load."""
+        return self.names[0]
+
+    def demonstrating(self) -> list[tuple[float | None, str]]:
+        """Where demonstrations are collected, and by whom: the scenario's load, then each other
+        load whose teacher is not the scenario's."""
+        pairs = list(zip(self.loads, self.names, strict=True))
+        return pairs[:1] + [(load, name) for load, name in pairs[1:] if name != self.own]
+
+    def for_envs(self, env_loads: Sequence[float | None]) -> list[str]:
+        """Each training env's teacher: the one picked at the load nearest the env's (by ratio;
+        ties to the earlier pick)."""
+        own = self.own_load
+        points = [own if load is None else load for load in self.loads]
+
+        def nearest(load: float | None) -> str:
+            x = own if load is None else load
+            gaps = [abs(math.log(x / p)) for p in points]
+            return self.names[gaps.index(min(gaps))]
+
+        return [nearest(load) for load in env_loads]
+
+
+def teacher_loads(env_loads: Sequence[float | None]) -> tuple[float | None, ...]:
+    """Where ``teacher: auto`` picks: the scenario's load (``None``) and the lightest and
+    heaviest of the training envs' loads."""
+    numeric = [load for load in env_loads if load is not None]
+    return (None, *sorted({min(numeric), max(numeric)})) if numeric else (None,)
+
+
+def own_load(env_config: EnvConfig) -> float:
+    """The ``load_scale`` an env of ``env_config`` runs at."""
+    env = env_config.make()
+    try:
+        return float(env.unwrapped.scenario.workload.load_scale)
+    finally:
+        env.close()
+
+
+def pick_teachers(
+    env_config: EnvConfig, env_loads: Sequence[float | None], episodes: int, seed: int
+) -> Teachers:
+    """The best heuristic (:func:`pick_teacher`) at each of :func:`teacher_loads`."""
+    loads = teacher_loads(env_loads)
+    names = tuple(pick_teacher(env_config.at_load(load), episodes, seed) for load in loads)
+    return Teachers(loads, names, own_load(env_config))
 
 
 def pick_teacher(env_config: EnvConfig, episodes: int, seed: int) -> str:
@@ -206,13 +277,14 @@ def agreement(policy: ActorCriticPolicy, demos: Demonstrations) -> float:
 
 
 class TeacherPull(BaseCallback):
-    """Before each PPO update, ``steps`` gradient steps of the teacher's cross-entropy on the
+    """Before each PPO update, ``steps`` gradient steps of the teachers' cross-entropy on the
     rollout's states, weighted by ``coef`` falling linearly to 0 over the first ``decay`` share
-    of ``total_steps``. Needs the rollout's action masks (MaskablePPO's buffer keeps them)."""
+    of ``total_steps``. ``teachers[k]`` labels the states of training env ``k``. Needs the
+    rollout's action masks (MaskablePPO's buffer keeps them)."""
 
     def __init__(
         self,
-        teacher: BasePolicy,
+        teachers: Sequence[BasePolicy],
         coef: float,
         decay: float,
         total_steps: int,
@@ -220,7 +292,7 @@ class TeacherPull(BaseCallback):
         batch_size: int = 256,
     ):
         super().__init__()
-        self.teacher, self.coef, self.decay = teacher, coef, decay
+        self.teachers, self.coef, self.decay = list(teachers), coef, decay
         self.total_steps, self.steps, self.batch_size = total_steps, steps, batch_size
 
     def weight(self) -> float:
@@ -236,9 +308,13 @@ class TeacherPull(BaseCallback):
         buffer = self.model.rollout_buffer
         if weight <= 0 or not hasattr(buffer, "action_masks"):
             return
+        n_envs = buffer.observations.shape[1]  # the buffer is [steps, envs, features]
+        if n_envs != len(self.teachers):
+            raise ValueError(f"{len(self.teachers)} teachers for {n_envs} training envs")
         obs = buffer.observations.reshape(-1, buffer.observations.shape[-1])
         masks = buffer.action_masks.reshape(len(obs), -1).astype(bool)
-        labels = np.array([self.teacher.act(o, m) for o, m in zip(obs, masks, strict=True)])
+        pairs = enumerate(zip(obs, masks, strict=True))
+        labels = np.array([self.teachers[i % n_envs].act(o, m) for i, (o, m) in pairs])
         policy = self.model.policy
         obs_t, masks_t = torch.as_tensor(obs), torch.as_tensor(masks)
         labels_t = torch.as_tensor(labels, dtype=torch.long)

@@ -48,13 +48,23 @@ from stable_baselines3.common.vec_env import VecEnv
 from mtenv.agents.interfaces import AgentLoadError, EnvConfig, TrainingCallback
 from mtenv.agents.policies import make_policy
 from mtenv.agents.ppo.candidates import CandidatePolicy, MaskableCandidatePolicy, layout_indices
-from mtenv.agents.ppo.imitation import Demonstrations, TeacherPull, clone, collect, pick_teacher
+from mtenv.agents.ppo.imitation import (
+    Demonstrations,
+    TeacherPull,
+    Teachers,
+    clone,
+    collect,
+    own_load,
+    pick_teachers,
+    teacher_loads,
+)
 from mtenv.agents.ppo.policy_files import ALGORITHMS, JSON_FILE, read_policy, write_policy
 from mtenv.agents.ppo.rollouts import (
     Checkpointer,
     CreditToDecisions,
     EpisodeReporter,
     make_vec_env,
+    training_loads,
 )
 from mtenv.agents.ppo.selection import Validation, best_weights
 from mtenv.agents.ppo.settings import TrainingSettings, teacher_names
@@ -72,9 +82,36 @@ from mtenv.agents.ppo.storage import (
 )
 from mtenv.agents.training import package_versions
 from mtenv.envs.observation import ObservationLayout
+from mtenv.envs.task_allocation import is_load_scale
 from mtenv.zoo.store import atomic_path
 
 _EVAL_SEED_OFFSET = 1_000_003  # keeps validation episodes apart from the training seeds
+_LOAD_SEED_STRIDE = 104_729  # keeps each load's demonstration episodes apart
+
+
+def _recorded_teachers(
+    path: Path, loads: tuple[float | None, ...], env_config: EnvConfig
+) -> Teachers | None:
+    """The teachers a run's cloning chose, read from its ``imitation.json``; ``None`` when the
+    file is missing or unreadable, names an unknown heuristic or other loads. A record of one
+    teacher (runs of older mtenv versions) teaches at every load."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        own, pairs, at = record["teacher"], record.get("teachers"), record.get("own_load")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    known = teacher_names()
+    if own not in known:
+        return None
+    if pairs is None:
+        return Teachers.one(own, loads, own_load(env_config))
+    try:
+        recorded = tuple(load for load, _ in pairs), tuple(name for _, name in pairs)
+    except (TypeError, ValueError):
+        return None
+    if recorded[0] != loads or recorded[1][0] != own or not set(recorded[1]) <= set(known):
+        return None
+    return Teachers(loads, recorded[1], float(at)) if is_load_scale(at) else None
 
 
 # --- learners ----------------------------------------------------------------------------------
@@ -187,17 +224,18 @@ class SB3Learner:
         # A resumed run draws new, reproducible randomness: seeded by where it starts.
         run_seed = seed + start
         load_range = None if settings.load_range is None else tuple(settings.load_range)
+        loads = training_loads(settings.n_envs, load_range)
         assert settings.vec_env is not None  # parse() resolved the default
         envs = make_vec_env(env_config, settings.n_envs, settings.vec_env, run_seed, load_range)
         try:
             tensorboard = self._tensorboard_dir(run_dir)
-            teacher = None
+            teachers = None
             if settings.teacher is not None:
-                teacher = self._teacher_name(env_config, seed, run_dir)
+                teachers = self._teachers(env_config, loads, seed, run_dir)
             if self.model is None:
                 self.model = self._build(envs, run_seed, tensorboard)
-                if teacher is not None:
-                    self._imitate(env_config, teacher, seed, run_dir)
+                if teachers is not None:
+                    self._imitate(env_config, teachers, seed, run_dir)
             else:
                 self.model.tensorboard_log = tensorboard
                 self.model.set_env(envs)
@@ -208,8 +246,9 @@ class SB3Learner:
             callbacks: list[BaseCallback] = [EpisodeReporter(callback), checkpointer]
             if settings.credit == "decision":
                 callbacks.insert(0, CreditToDecisions())
-            if teacher is not None and settings.teacher_coef > 0:
-                callbacks.append(self._teacher_pull(env_config, teacher, seed, total_steps))
+            if teachers is not None and settings.teacher_coef > 0:
+                pull = self._teacher_pull(env_config, teachers.for_envs(loads), seed, total_steps)
+                callbacks.append(pull)
             if settings.eval_freq > 0:
                 callbacks.append(
                     Validation(
@@ -266,25 +305,43 @@ class SB3Learner:
 
     # --- starting from a heuristic ----------------------------------------------------------
 
-    def _teacher_name(self, env_config: EnvConfig, seed: int, run_dir: Path) -> str:
-        """The settings' teacher, ``auto`` resolved on the training scenario: a resumed run
-        reads the one its cloning chose from ``imitation.json`` (picking again, deterministic in
-        ``seed``, finds the same one, at the cost of a few episodes per heuristic)."""
+    def _teachers(
+        self, env_config: EnvConfig, env_loads: list[float | None], seed: int, run_dir: Path
+    ) -> Teachers:
+        """The settings' teacher at every load, or with ``auto`` the best heuristic at each
+        (:func:`~mtenv.agents.ppo.imitation.pick_teachers`). A resumed run reads the ones its
+        cloning chose from ``imitation.json`` (picking again, deterministic in ``seed``, finds
+        the same ones, at the cost of a few episodes per heuristic and load)."""
         name = self.settings.teacher
         assert name is not None
+        loads = teacher_loads(env_loads)
         if name != "auto":
-            return name
-        try:
-            chosen = json.loads((run_dir / "imitation.json").read_text(encoding="utf-8"))["teacher"]
-        except (OSError, ValueError, KeyError, TypeError):
-            chosen = None
-        return chosen if chosen in teacher_names() else pick_teacher(env_config, 2, seed)
+            return Teachers.one(name, loads, own_load(env_config))
+        return _recorded_teachers(run_dir / "imitation.json", loads, env_config) or pick_teachers(
+            env_config, env_loads, 2, seed
+        )
 
-    def _imitate(self, env_config: EnvConfig, teacher: str, seed: int, run_dir: Path) -> None:
-        """Behaviour cloning with DAgger rounds before PPO; writes ``run_dir/imitation.json``."""
+    def _imitate(self, env_config: EnvConfig, teachers: Teachers, seed: int, run_dir: Path) -> None:
+        """Behaviour cloning with DAgger rounds before PPO, the demonstrations collected at
+        each load of ``teachers.demonstrating()``; writes ``run_dir/imitation.json``."""
         settings, policy = self.settings, self._trained().policy
         gamma = float(self._trained().gamma)
-        demos = collect(env_config, teacher, settings.demo_steps, seed, gamma)
+        sites = teachers.demonstrating()
+
+        def demonstrations(round_seed: int, driver: Any = None) -> list[Demonstrations]:
+            return [
+                collect(
+                    env_config.at_load(load),
+                    name,
+                    settings.demo_steps,
+                    round_seed + _LOAD_SEED_STRIDE * i,
+                    gamma,
+                    driver,
+                )
+                for i, (load, name) in enumerate(sites)
+            ]
+
+        demos = Demonstrations.concatenate(demonstrations(seed))
         rounds = [clone(policy, demos, settings.clone_epochs, seed)]
         for k in range(1, settings.dagger_rounds + 1):
 
@@ -292,29 +349,33 @@ class SB3Learner:
                 action, _ = policy.predict(obs, deterministic=True, **self._mask_kwargs(mask))
                 return int(action)
 
-            demos = Demonstrations.concatenate(
-                [
-                    demos,
-                    collect(
-                        env_config, teacher, settings.demo_steps, seed + 7919 * k, gamma, drive
-                    ),
-                ]
-            )
+            demos = Demonstrations.concatenate([demos, *demonstrations(seed + 7919 * k, drive)])
             rounds.append(clone(policy, demos, settings.clone_epochs, seed + k))
-        record = {"teacher": teacher, "states": len(demos), "agreement_by_round": rounds}
+        record = {
+            "teacher": teachers.own,
+            "teachers": [list(pair) for pair in zip(teachers.loads, teachers.names, strict=True)],
+            "own_load": teachers.own_load,
+            "states": len(demos),
+            "agreement_by_round": rounds,
+        }
         with atomic_path(run_dir / "imitation.json") as tmp:
             tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
     def _teacher_pull(
-        self, env_config: EnvConfig, teacher: str, seed: int, total_steps: int
+        self, env_config: EnvConfig, names: list[str], seed: int, total_steps: int
     ) -> BaseCallback:
         env = env_config.make()
         try:  # a catalog heuristic keeps the env's catalog and layout, not the env
-            policy = make_policy(teacher, env, seed)
+            policies = {name: make_policy(name, env, seed) for name in dict.fromkeys(names)}
         finally:
             env.close()
         settings = self.settings
-        return TeacherPull(policy, settings.teacher_coef, settings.teacher_decay, total_steps)
+        return TeacherPull(
+            [policies[name] for name in names],
+            settings.teacher_coef,
+            settings.teacher_decay,
+            total_steps,
+        )
 
     @staticmethod
     def _mask_kwargs(mask: np.ndarray) -> dict[str, Any]:

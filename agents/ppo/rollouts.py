@@ -50,6 +50,14 @@ class EnvFactory:
         return Monitor(self.config.make(**overrides))
 
 
+def training_loads(n_envs: int, load_range: tuple[float, float] | None) -> list[float | None]:
+    """Each training env's ``load_scale``: spread evenly over ``load_range``, or ``None`` (the
+    scenario's load) for every env without one."""
+    if load_range is None:
+        return [None] * n_envs
+    return np.linspace(load_range[0], load_range[1], n_envs).tolist()
+
+
 def make_vec_env(
     config: EnvConfig,
     n_envs: int,
@@ -68,10 +76,7 @@ def make_vec_env(
     runs here on one intra-op thread, or ``MTENV_TORCH_THREADS``, or ``torch_threads`` if given),
     ``"subproc"`` (one worker process per env, each with one torch thread) or ``"dummy"`` (one
     Monitor-wrapped env after the other, in this process)."""
-    if load_range is None:
-        loads: list[float | None] = [None] * n_envs
-    else:
-        loads = np.linspace(load_range[0], load_range[1], n_envs).tolist()
+    loads = training_loads(n_envs, load_range)
     vec: VecEnv
     if kind == "batched":
         vec = _batched(config, loads, torch_threads)

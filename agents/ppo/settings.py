@@ -97,7 +97,9 @@ class TrainingSettings:
     it, as Gymnasium reports)."""
     teacher: str | None = None
     """Start from a heuristic (:mod:`mtenv.agents.ppo.imitation`): ``auto`` (the catalog
-    heuristic with the best return on the scenario), a heuristic's name, or none."""
+    heuristic with the best return, picked at the scenario's load and at both ends of
+    ``load_range``; each training env learns from the pick nearest its load), a heuristic's name,
+    or none."""
     demo_steps: int = 4000
     """States per demonstration round (the first driven by the teacher, the rest by the
     learner and labelled by the teacher)."""
