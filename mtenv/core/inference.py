@@ -21,7 +21,7 @@ from mtenv.zoo import Zoo, get_zoo
 from mtenv.zoo.models import MultiTaskNet
 
 INFERENCE_MODES = ("live", "memoized")
-T = TypeVar("T", torch.Tensor, torch.nn.Module)
+_Laid = TypeVar("_Laid", torch.Tensor, torch.nn.Module)
 _MEMO_CHUNK = 64
 
 # Whole-pool outputs, shared by every engine in the process:
@@ -178,7 +178,7 @@ class InferenceEngine:
         """The labelled validation pool of a task type (for fitting, never for serving)."""
         return self.zoo.pool_for(task_type, "validation")
 
-    def _laid_out(self, thing: T) -> T:
+    def _laid_out(self, thing: _Laid) -> _Laid:
         """``thing`` (a model or a pool's inputs) in the memory order its forward passes run
         fastest in: on the CPU, image batches and convolution weights channels-last. oneDNN's
         convolutions run the zoo's ``cnn_small`` and ``cnn_wide`` 1.3–1.7× faster per input
