@@ -13,8 +13,7 @@ the learner starts from that heuristic instead:
 2. **Demonstrations** (DAgger, Ross et al. 2011): in round 0 the teacher drives; in each later
    round the learner drives and the teacher labels the states the learner visits, so the clone
    also learns to recover from its own mistakes (:func:`collect`). They are collected at the
-   scenario's load, and also at each other picked load whose teacher is another, as many there
-   as the share of the training envs that load teaches.
+   scenario's load, and also at each other picked load whose teacher is another.
 3. **Cloning**: masked cross-entropy to the teacher's action, and the critic regressed on the
    decision-credited discounted return of the demonstrations, so that PPO's first advantages
    are not noise (:func:`clone`).
@@ -85,35 +84,24 @@ class Teachers:
         """The teacher at the scenario's load."""
         return self.names[0]
 
-    def demonstrating(
-        self, env_loads: Sequence[float | None]
-    ) -> list[tuple[float | None, str, float]]:
-        """Where demonstrations are collected, by whom, and how many (a share of
-        ``demo_steps``): the scenario's load in full, then each other load whose teacher is not
-        the scenario's, in proportion to the training envs it teaches."""
-        taught = self.nearest(env_loads)
-        sites = [(self.loads[0], self.own, 1.0)]
-        for i, (load, name) in enumerate(zip(self.loads, self.names, strict=True)):
-            if i > 0 and name != self.own:
-                sites.append((load, name, taught.count(i) / len(taught)))
-        return sites
+    def demonstrating(self) -> list[tuple[float | None, str]]:
+        """Where demonstrations are collected, and by whom: the scenario's load, then each other
+        load whose teacher is not the scenario's."""
+        pairs = list(zip(self.loads, self.names, strict=True))
+        return pairs[:1] + [(load, name) for load, name in pairs[1:] if name != self.own]
 
     def for_envs(self, env_loads: Sequence[float | None]) -> list[str]:
-        """Each training env's teacher: the one picked at the load nearest the env's."""
-        return [self.names[i] for i in self.nearest(env_loads)]
-
-    def nearest(self, env_loads: Sequence[float | None]) -> list[int]:
-        """For each training env, the index of the picked load nearest its own (by ratio; ties
-        to the earlier pick)."""
+        """Each training env's teacher: the one picked at the load nearest the env's (by ratio;
+        ties to the earlier pick)."""
         own = self.own_load
         points = [own if load is None else load for load in self.loads]
 
-        def index(load: float | None) -> int:
+        def nearest(load: float | None) -> str:
             x = own if load is None else load
             gaps = [abs(math.log(x / p)) for p in points]
-            return gaps.index(min(gaps))
+            return self.names[gaps.index(min(gaps))]
 
-        return [index(load) for load in env_loads]
+        return [nearest(load) for load in env_loads]
 
 
 def teacher_loads(env_loads: Sequence[float | None]) -> tuple[float | None, ...]:

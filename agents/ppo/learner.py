@@ -235,7 +235,7 @@ class SB3Learner:
             if self.model is None:
                 self.model = self._build(envs, run_seed, tensorboard)
                 if teachers is not None:
-                    self._imitate(env_config, teachers, loads, seed, run_dir)
+                    self._imitate(env_config, teachers, seed, run_dir)
             else:
                 self.model.tensorboard_log = tensorboard
                 self.model.set_env(envs)
@@ -321,31 +321,24 @@ class SB3Learner:
             env_config, env_loads, 2, seed
         )
 
-    def _imitate(
-        self,
-        env_config: EnvConfig,
-        teachers: Teachers,
-        env_loads: list[float | None],
-        seed: int,
-        run_dir: Path,
-    ) -> None:
+    def _imitate(self, env_config: EnvConfig, teachers: Teachers, seed: int, run_dir: Path) -> None:
         """Behaviour cloning with DAgger rounds before PPO, the demonstrations collected at
-        each load of ``teachers.demonstrating(env_loads)``; writes ``run_dir/imitation.json``."""
+        each load of ``teachers.demonstrating()``; writes ``run_dir/imitation.json``."""
         settings, policy = self.settings, self._trained().policy
         gamma = float(self._trained().gamma)
-        sites = teachers.demonstrating(env_loads)
+        sites = teachers.demonstrating()
 
         def demonstrations(round_seed: int, driver: Any = None) -> list[Demonstrations]:
             return [
                 collect(
                     env_config.at_load(load),
                     name,
-                    max(1, round(settings.demo_steps * share)),
+                    settings.demo_steps,
                     round_seed + _LOAD_SEED_STRIDE * i,
                     gamma,
                     driver,
                 )
-                for i, (load, name, share) in enumerate(sites)
+                for i, (load, name) in enumerate(sites)
             ]
 
         demos = Demonstrations.concatenate(demonstrations(seed))
