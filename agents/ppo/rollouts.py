@@ -46,8 +46,7 @@ class EnvFactory:
 
     def __call__(self) -> gym.Env:
         torch.set_num_threads(1)
-        overrides = {} if self.load_scale is None else {"load_scale": self.load_scale}
-        return Monitor(self.config.make(**overrides))
+        return Monitor(self.config.at_load(self.load_scale).make())
 
 
 def training_loads(n_envs: int, load_range: tuple[float, float] | None) -> list[float | None]:

@@ -159,7 +159,7 @@ class Validation(BaseCallback):
         self.evaluations.write(self.folder)
 
     def _play(self, load: float | None) -> list[tuple[float, int]]:
-        env = self.env_config.make(**({} if load is None else {"load_scale": load}))
+        env = self.env_config.at_load(load).make()
         try:
             return [play(env, self.act, self.seed + i) for i in range(self.episodes)]
         finally:
