@@ -505,3 +505,45 @@ def test_any_scenario_id_requires_a_scenario_and_lists_the_shipped_ones():
     env = gym.make("mtenv/TaskAllocation-v0", scenario="edge_burst")
     assert env.unwrapped.scenario.name == "edge_burst"
     env.close()
+
+
+def _long_window(name: str) -> Any:
+    """Scenario ``name`` with running averages over a window far longer than its episodes."""
+    scenario = load_scenario(name)
+    observation = scenario.observation.model_copy(update={"ewma_tau_s": 1e6})
+    return scenario.model_copy(update={"observation": observation})
+
+
+def test_load_features_read_the_episode_so_far_when_it_is_shorter_than_their_window():
+    """Under a window far longer than the episode, the utilisation feature is each device's busy
+    fraction since time 0 and the arrival rate is the episode's arrivals so far per second (one
+    pseudo-arrival at the mean rate standing for the time before it), ÷ the mean rate: a short
+    episode is not read as an idle cluster at its starting rate."""
+    env = TaskAllocationEnv(_long_window("quickstart"), inference="memoized", load_scale=2.0)
+    names = env.feature_names
+    util_at = [i for i, name in enumerate(names) if name.endswith(".utilization")]
+    rate_at = names.index("load.arrival_rate")
+    mean_rate = env.sim.generator.arrivals.mean_rate
+    obs, info = env.reset(seed=0)
+    first = env._task.arrival
+    for arrived in range(1, 200):
+        obs, _, _, _, info = env.step(first_valid(obs, info["action_mask"], env))
+        now = env.sim.now
+        busy = env.sim.busy_time(out=np.zeros(len(util_at))) / now
+        np.testing.assert_allclose(obs[util_at], busy, rtol=1e-4, atol=1e-6)
+        rate = (1 + arrived) / (1 / mean_rate + now - first) / mean_rate
+        assert obs[rate_at] == pytest.approx(rate, rel=1e-4)
+    assert obs[util_at].max() > 0.1  # the check above saw busy devices
+    assert obs[rate_at] == pytest.approx(2.0, rel=0.15)  # twice the scenario's load
+
+
+def test_the_arrival_rate_feature_tells_the_loads_apart_on_the_default_window():
+    """quickstart's episode (about 0.25 s) is shorter than its 1 s window, yet the feature's
+    median doubles with the load."""
+
+    def median_rate(load_scale: float) -> float:
+        env = TaskAllocationEnv("quickstart", inference="memoized", load_scale=load_scale)
+        rate_at = env.feature_names.index("load.arrival_rate")
+        return float(np.median([obs[rate_at] for obs in play(env, first_valid).observations]))
+
+    assert median_rate(2.0) / median_rate(1.0) == pytest.approx(2.0, rel=0.1)

@@ -220,6 +220,12 @@ class ObservationWriter:
     Besides the simulator's state it keeps three running statistics: each device's utilisation
     and the arrival rate, exponentially averaged over the scenario's ``ewma_tau_s``, and the
     recent fraction of late completions (each settled task weighs 5 %).
+
+    The two time averages are bias-corrected: each is divided by the weight its window has
+    gathered since the episode began, so an episode shorter than ``ewma_tau_s`` (every shipped
+    one is) sees the utilisation and arrival rate of the episode so far, not a value still pinned
+    to its starting point. Over episodes much longer than ``ewma_tau_s`` they converge to the
+    plain exponential averages.
     """
 
     def __init__(self, sim: Simulator, layout: ObservationLayout, catalog: ActionCatalog):
@@ -244,7 +250,7 @@ class ObservationWriter:
         devices = layout.difficulty_at + 1  # where the device blocks start
         actions = devices + layout.device_at.size
         self._per_dev = self._obs[devices:actions].reshape(layout.device_at.shape)
-        self._util = self._per_dev[:, -1]  # the running average lives in the observation
+        self._util = self._per_dev[:, -1]
         grid = layout.est_at.size
         blocks = self._obs[actions : actions + len(ACTION_BLOCKS) * grid]
         self._est, self._load, cost = blocks.reshape(len(ACTION_BLOCKS), *layout.est_at.shape)
@@ -256,32 +262,32 @@ class ObservationWriter:
         self._wait = np.zeros(n_devices)
         self._seen_residency = -1
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_util_now"] = self._util.copy()
-        return state
-
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Pickling copies numpy views apart; rebuild them over a fresh buffer.
-        util = state.pop("_util_now")
+        # Pickling copies numpy views apart; rebuild them over a fresh buffer (``write`` fills
+        # every block again, the running averages being kept outside it).
         self.__dict__.update(state)
         self._views()
-        self._util[:] = util
 
     def reset(self, task: Task) -> None:
         """A new episode, whose first task is ``task``."""
+        n_devices = len(self._inv_max_batch)
         self._last_time = 0.0
-        self._last_busy = np.zeros(len(self._inv_max_batch))
-        self._util[:] = 0.0
+        self._last_busy = np.zeros(n_devices)
+        self._busy_avg = np.zeros(n_devices)
+        self._busy_weight = 0.0
         self._seen_residency = -1
-        self._rate = self._mean_rate
+        # One arrival at the process's mean rate stands for the time before the episode.
+        self._arrivals_avg = 1.0
+        self._elapsed_avg = 1.0 / self._mean_rate if self._mean_rate > 0 else math.inf
         self._last_arrival = task.arrival
         self._miss = 0.0
 
     def arrived(self, task: Task) -> None:
-        """Exponentially decayed arrival rate: each arrival adds 1/τ, decaying with time."""
+        """The arrival rate as decayed arrivals ÷ decayed elapsed time (both over τ)."""
         dt = task.arrival - self._last_arrival
-        self._rate = self._rate * math.exp(-dt / self.tau) + 1.0 / self.tau
+        decay = math.exp(-dt / self.tau)
+        self._arrivals_avg = self._arrivals_avg * decay + 1.0
+        self._elapsed_avg = self._elapsed_avg * decay + self.tau * (1.0 - decay)
         self._last_arrival = task.arrival
 
     def settled(self, task: Task, late: bool) -> None:
@@ -304,11 +310,16 @@ class ObservationWriter:
         if dt > 0:
             busy, last = sim.busy_time(out=self._busy), self._last_busy
             decay = math.exp(-dt / self.tau)
-            self._util *= decay
+            self._busy_avg *= decay
             np.subtract(busy, last, out=last)
             last *= (1.0 - decay) / dt
-            self._util += last
+            self._busy_avg += last
+            self._busy_weight = self._busy_weight * decay + (1.0 - decay)
             self._last_time, self._busy, self._last_busy = now, last, busy
+        if self._busy_weight > 0:
+            np.multiply(self._busy_avg, 1.0 / self._busy_weight, out=self._util)
+        else:
+            self._util[:] = 0.0
         per_dev = self._per_dev
         if self._seen_residency != sim.residency_version:
             self._seen_residency = sim.residency_version
@@ -324,7 +335,11 @@ class ObservationWriter:
         np.multiply(self._missing_load, inv_slo, out=self._load)
         obs[self._accuracies] = self._accuracy[task.type, task.difficulty]
         g = layout.load_at
-        obs[g] = self._rate / self._mean_rate if self._mean_rate > 0 else 0.0
+        obs[g] = (
+            self._arrivals_avg / (self._elapsed_avg * self._mean_rate)
+            if self._mean_rate > 0
+            else 0.0
+        )
         obs[g + 1] = self._miss
         obs[g + 2] = sim.arrived / sim.episode_tasks
         return np.minimum(obs, self.clip, dtype=np.float32)
