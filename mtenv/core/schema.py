@@ -470,7 +470,7 @@ class ObservationConfig(_Strict):
     """Observation shaping: the time constant of recent-load averages and the clip bound."""
 
     ewma_tau_s: PositiveFloat = Field(
-        1.0, description="time constant of the recent arrival-rate and SLO-miss averages, in s"
+        1.0, description="time constant of the utilisation and arrival-rate averages, in s"
     )
     clip: PositiveFloat = Field(10.0, description="observation features are clipped to ±clip")
 

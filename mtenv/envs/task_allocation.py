@@ -85,7 +85,8 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
       ``task.difficulty`` (corruption level ÷ hardest level);
     * per device ``<dev>.queue`` (queued tasks ÷ max batch), ``<dev>.wait`` (expected wait ÷ the
       task's SLO), ``<dev>.free_memory`` (fraction), ``<dev>.resident=<model>`` (0/1),
-      ``<dev>.utilization`` (busy fraction, exponentially averaged over ``ewma_tau_s``);
+      ``<dev>.utilization`` (busy fraction, exponentially averaged over ``ewma_tau_s`` and
+      bias-corrected, so a short episode reads its busy fraction so far);
     * per action ``est:<plan>@<dev>``: expected completion time of the task under that action
       (wait + missing weight loads + batch latency) ÷ the task's SLO, so ≤ 1 means on time;
       ``load:<plan>@<dev>``: the part of it spent loading weights that are not resident;
@@ -93,7 +94,8 @@ class TaskAllocationEnv(gym.Env[np.ndarray, np.int64]):
       (``catalog.penalty``) ÷ the largest priority weight;
     * per plan ``accuracy:<plan>``: the card's accuracy of the plan for the task's type and
       difficulty level (``catalog.accuracy``; 0 where it does not serve the type);
-    * ``load.arrival_rate`` (recent arrivals per second ÷ the process's mean rate),
+    * ``load.arrival_rate`` (recent arrivals per second, averaged and corrected alike, ÷ the
+      scenario's mean rate at 1× load: about 2 at ``load_scale=2``),
       ``load.slo_miss`` (recent fraction of late completions), ``episode.progress``.
 
     ## Rewards
