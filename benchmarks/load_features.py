@@ -16,6 +16,7 @@ import argparse
 import numpy as np
 
 from mtenv.agents.saved import resolve_policy
+from mtenv.envs.observation import ObservationLayout
 from mtenv.envs.task_allocation import TaskAllocationEnv
 
 DEFAULT_SCENARIOS = "edge_burst,quickstart,datacenter_diurnal"
@@ -24,9 +25,7 @@ DEFAULT_SCENARIOS = "edge_burst,quickstart,datacenter_diurnal"
 def medians(scenario: str, load: float, episodes: int) -> tuple[float, float]:
     """(arrival rate, mean utilisation): medians over every decision of ``episodes`` episodes."""
     env = TaskAllocationEnv(scenario, inference="memoized", load_scale=load)
-    names = env.feature_names
-    rate_at = names.index("load.arrival_rate")
-    util_at = [i for i, name in enumerate(names) if name.endswith(".utilization")]
+    layout = ObservationLayout.of(env)
     policy = resolve_policy("infaas", env, 0)
     rates, utils = [], []
     for episode in range(episodes):
@@ -34,8 +33,8 @@ def medians(scenario: str, load: float, episodes: int) -> tuple[float, float]:
         policy.reset(seed)
         obs, info = env.reset(seed=seed)
         while True:
-            rates.append(obs[rate_at])
-            utils.append(obs[util_at].mean())
+            rates.append(layout.arrival_rate(obs))
+            utils.append(layout.utilization(obs).mean())
             obs, _, terminated, truncated, info = env.step(policy.act(obs, info["action_mask"]))
             if terminated or truncated:
                 break

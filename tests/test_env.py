@@ -519,31 +519,40 @@ def test_load_features_read_the_episode_so_far_when_it_is_shorter_than_their_win
     fraction since time 0 and the arrival rate is the episode's arrivals so far per second (one
     pseudo-arrival at the mean rate standing for the time before it), ÷ the mean rate: a short
     episode is not read as an idle cluster at its starting rate."""
+    from mtenv.envs.observation import ObservationLayout
+
     env = TaskAllocationEnv(_long_window("quickstart"), inference="memoized", load_scale=2.0)
-    names = env.feature_names
-    util_at = [i for i, name in enumerate(names) if name.endswith(".utilization")]
-    rate_at = names.index("load.arrival_rate")
+    layout = ObservationLayout.of(env)
     mean_rate = env.sim.generator.arrivals.mean_rate
     obs, info = env.reset(seed=0)
     first = env._task.arrival
     for arrived in range(1, 200):
         obs, _, _, _, info = env.step(first_valid(obs, info["action_mask"], env))
         now = env.sim.now
-        busy = env.sim.busy_time(out=np.zeros(len(util_at))) / now
-        np.testing.assert_allclose(obs[util_at], busy, rtol=1e-4, atol=1e-6)
+        busy = env.sim.busy_time(out=np.zeros(env.n_devices)) / now
+        np.testing.assert_allclose(layout.utilization(obs), busy, rtol=1e-4, atol=1e-6)
         rate = (1 + arrived) / (1 / mean_rate + now - first) / mean_rate
-        assert obs[rate_at] == pytest.approx(rate, rel=1e-4)
-    assert obs[util_at].max() > 0.1  # the check above saw busy devices
-    assert obs[rate_at] == pytest.approx(2.0, rel=0.15)  # twice the scenario's load
+        assert layout.arrival_rate(obs) == pytest.approx(rate, rel=1e-4)
+    assert layout.utilization(obs).max() > 0.1  # the check above saw busy devices
+    assert layout.arrival_rate(obs) == pytest.approx(2.0, rel=0.15)  # twice the scenario's load
 
 
 def test_the_arrival_rate_feature_tells_the_loads_apart_on_the_default_window():
     """quickstart's episode (about 0.25 s) is shorter than its 1 s window, yet the feature's
     median doubles with the load."""
 
+    from mtenv.envs.observation import ObservationLayout
+
     def median_rate(load_scale: float) -> float:
         env = TaskAllocationEnv("quickstart", inference="memoized", load_scale=load_scale)
-        rate_at = env.feature_names.index("load.arrival_rate")
-        return float(np.median([obs[rate_at] for obs in play(env, first_valid).observations]))
+        layout = ObservationLayout.of(env)
+        observations = play(env, first_valid).observations
+        return float(np.median([layout.arrival_rate(obs) for obs in observations]))
 
     assert median_rate(2.0) / median_rate(1.0) == pytest.approx(2.0, rel=0.1)
+
+
+def test_an_env_pickles_before_its_first_reset():
+    env = TaskAllocationEnv("quickstart", inference="memoized", episode_tasks=SHORT)
+    copy = pickle.loads(pickle.dumps(env))
+    np.testing.assert_array_equal(copy.reset(seed=0)[0], env.reset(seed=0)[0])

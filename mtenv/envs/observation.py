@@ -190,6 +190,10 @@ class ObservationLayout:
         ÷ its SLO (≤ 1 means on time; clipped at the observation's bound)."""
         return obs[self.est_at]
 
+    def utilization(self, obs: np.ndarray) -> np.ndarray:
+        """``[n_devices]`` recent busy fraction of each device."""
+        return obs[self.device_at[:, -1]]
+
     def arrival_rate(self, obs: np.ndarray) -> float:
         """Recent arrivals per second ÷ the arrival process's mean rate."""
         return float(obs[self.load_at])
@@ -241,6 +245,7 @@ class ObservationWriter:
         # the card's accuracy per [task type, level, plan]; 0 where a plan does not serve the type
         self._accuracy = np.nan_to_num(catalog.accuracy, nan=0.0).transpose(1, 2, 0).copy()
         self._cost = catalog.penalty / self._max_priority
+        self._busy_avg, self._busy_weight = np.zeros(len(entries)), 0.0
         self._views()
 
     def _views(self) -> None:
@@ -264,9 +269,17 @@ class ObservationWriter:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Pickling copies numpy views apart; rebuild them over a fresh buffer (``write`` fills
-        # every block again, the running averages being kept outside it).
+        # every other block again).
         self.__dict__.update(state)
         self._views()
+        self._write_utilization()
+
+    def _write_utilization(self) -> None:
+        """The bias-corrected utilisation: the running average ÷ the weight gathered so far."""
+        if self._busy_weight > 0:
+            np.multiply(self._busy_avg, 1.0 / self._busy_weight, out=self._util)
+        else:
+            self._util[:] = 0.0
 
     def reset(self, task: Task) -> None:
         """A new episode, whose first task is ``task``."""
@@ -275,6 +288,7 @@ class ObservationWriter:
         self._last_busy = np.zeros(n_devices)
         self._busy_avg = np.zeros(n_devices)
         self._busy_weight = 0.0
+        self._write_utilization()
         self._seen_residency = -1
         # One arrival at the process's mean rate stands for the time before the episode.
         self._arrivals_avg = 1.0
@@ -316,10 +330,7 @@ class ObservationWriter:
             self._busy_avg += last
             self._busy_weight = self._busy_weight * decay + (1.0 - decay)
             self._last_time, self._busy, self._last_busy = now, last, busy
-        if self._busy_weight > 0:
-            np.multiply(self._busy_avg, 1.0 / self._busy_weight, out=self._util)
-        else:
-            self._util[:] = 0.0
+            self._write_utilization()
         per_dev = self._per_dev
         if self._seen_residency != sim.residency_version:
             self._seen_residency = sim.residency_version
