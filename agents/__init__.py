@@ -1,5 +1,6 @@
 """Allocation policies. Every policy is built on an env (``cls(env, seed)``), reads only the
-env's static descriptions (feature names, action labels, the action catalog) and, while it
+env's static descriptions (feature names, action labels, the action catalog, the scenario's
+reward weights) and, while it
 runs, the observation, the action mask and the per-task feedback in ``info``; it returns one
 action. The clairvoyant oracle alone reads hidden state: an upper bound, never a baseline."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 from mtenv.agents.baselines.bandits import EpsilonGreedyPolicy, Exp3Policy, Ucb1Policy
 from mtenv.agents.baselines.heuristics import (
     CascadePolicy,
+    ExpectedRewardPolicy,
     FastestPolicy,
     InfaasPolicy,
     LeastLoadedPolicy,
@@ -26,6 +28,7 @@ __all__ = [
     "CascadePolicy",
     "EpsilonGreedyPolicy",
     "Exp3Policy",
+    "ExpectedRewardPolicy",
     "FastestPolicy",
     "InfaasPolicy",
     "LeastLoadedPolicy",

@@ -9,6 +9,7 @@ import gymnasium as gym
 from mtenv.agents.baselines.bandits import EpsilonGreedyPolicy, Exp3Policy, Ucb1Policy
 from mtenv.agents.baselines.heuristics import (
     CascadePolicy,
+    ExpectedRewardPolicy,
     FastestPolicy,
     InfaasPolicy,
     LeastLoadedPolicy,
@@ -28,6 +29,7 @@ POLICIES: dict[str, type[BasePolicy]] = {
         MostAccuratePolicy,
         InfaasPolicy,
         CascadePolicy,
+        ExpectedRewardPolicy,
         EpsilonGreedyPolicy,
         Ucb1Policy,
         Exp3Policy,
