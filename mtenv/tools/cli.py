@@ -317,8 +317,8 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 _POLICY_HELP = (
     "a baseline (random, round-robin, least-loaded, fastest, most-accurate, infaas, cascade, "
-    "eps-greedy, ucb1, exp3), oracle (a clairvoyant upper bound, not a policy), or a run "
-    "folder written by `mtenv train`"
+    "expected-reward, eps-greedy, ucb1, exp3), oracle (a clairvoyant upper bound, not a "
+    "policy), or a run folder written by `mtenv train`"
 )
 
 
