@@ -25,6 +25,7 @@ from mtenv.agents import (
     POLICIES,
     BasePolicy,
     CascadePolicy,
+    ExpectedRewardPolicy,
     MostAccuratePolicy,
     ObservationLayout,
     OraclePolicy,
@@ -722,3 +723,42 @@ def test_clairvoyance_is_false_for_plans_that_do_not_serve_the_type():
         assert unserved.any()
         assert not env.clairvoyant_correct()[unserved].any()
         obs, reward, terminated, truncated, info = env.step(env.reject_action)
+
+
+def test_expected_reward_buys_accuracy_only_when_it_is_worth_its_price(make_env):
+    free = make_env(reward={"cost_per_usd": 0.0})
+    dear = make_env(reward={"cost_per_usd": 1e7})
+    for env in (free, dear):
+        layout = ObservationLayout.of(env)
+        policy = make_policy("expected-reward", env, seed=0)
+        obs, info = env.reset(seed=0)
+        level = layout.difficulty_level(obs)
+        action = policy.act(obs, info["action_mask"])
+        if env is free:  # the most accurate plan, on the device that has its weights
+            plan = int(np.argmax(env.catalog.accuracy[:, 0, level]))
+            assert env.action_labels[action] == f"{env.catalog.plan_names[plan]}@a100-1"
+        else:  # at this price every answer costs more than it earns: the cheapest action
+            assert env.catalog.penalty.ravel()[action] == env.catalog.penalty.min()
+
+
+def test_expected_reward_fills_the_first_device_until_it_is_no_longer_safely_on_time(make_env):
+    env = make_env(
+        episode_tasks=300,
+        devices=[{"kind": "t4", "count": 2, "resident": ["linear", "cnn_wide"]}],
+        workload={"arrivals": {"process": "poisson", "rate": 3000}},
+    )
+    layout = ObservationLayout.of(env)
+    policy = ExpectedRewardPolicy(env, seed=0, slack=0.5)
+    obs, info = env.reset(seed=0)
+    used, passed_over = {0: 0, 1: 0}, 0
+    while True:
+        action = policy.act(obs, info["action_mask"])
+        plan, device = divmod(action, 2)
+        used[device] += 1
+        if device == 1 and info["action_mask"][2 * plan]:
+            assert layout.est(obs)[plan, 0] > 0.5  # the first T4 would have been late
+            passed_over += 1
+        obs, reward, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    assert used[0] > used[1] > 0 and passed_over > 0

@@ -161,7 +161,8 @@ def test_fine_tuning_climbs_from_a_weaker_teacher_to_the_best_policy(tmp_path):
 
 
 # The tiny scenario with a 5 ms SLO: at its own load INFaaS is the best heuristic; at 256 times
-# it, only the fast model is ever on time and `fastest` is.
+# it, only the fast model is ever on time, and `expected-reward`, which then takes it and fills
+# batches, is.
 LOAD_SENSITIVE: dict[str, Any] = merge(
     CLEAR_WINNER, {"workload": {"task_types": {"classify": {"slo_ms": 5}}}}
 )
@@ -171,10 +172,11 @@ def test_auto_picks_the_best_heuristic_at_each_training_load(tmp_path):
     config = scenario_config(tmp_path, LOAD_SENSITIVE)
     teachers = pick_teachers(config, [1.0, 256.0], episodes=2, seed=0)
     assert teachers.loads == (None, 1.0, 256.0)
-    assert teachers.names == ("infaas", "infaas", "fastest")
+    assert teachers.names == ("infaas", "infaas", "expected-reward")
     assert teachers.own_load == 1.0
-    assert teachers.for_envs([None, 1.0, 8.0, 32.0, 256.0]) == ["infaas"] * 3 + ["fastest"] * 2
-    assert teachers.demonstrating() == [(None, "infaas"), (256.0, "fastest")]
+    heavy = ["expected-reward"] * 2
+    assert teachers.for_envs([None, 1.0, 8.0, 32.0, 256.0]) == ["infaas"] * 3 + heavy
+    assert teachers.demonstrating() == [(None, "infaas"), (256.0, "expected-reward")]
 
 
 def test_one_teacher_demonstrates_at_the_scenarios_load_only():
