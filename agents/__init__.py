@@ -1,8 +1,8 @@
 """Allocation policies. Every policy is built on an env (``cls(env, seed)``), reads only the
 env's static descriptions (feature names, action labels, the action catalog, the scenario's
-reward weights) and, while it
-runs, the observation, the action mask and the per-task feedback in ``info``; it returns one
-action. The clairvoyant oracle alone reads hidden state: an upper bound, never a baseline."""
+reward weights) and, while it runs, the observation, the action mask and the per-task feedback
+in ``info``; it returns one action. The clairvoyant oracle alone reads hidden state: an upper
+bound, never a baseline."""
 
 from __future__ import annotations
 
