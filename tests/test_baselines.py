@@ -762,3 +762,8 @@ def test_expected_reward_fills_the_first_device_until_it_is_no_longer_safely_on_
         if terminated or truncated:
             break
     assert used[0] > used[1] > 0 and passed_over > 0
+
+
+def test_expected_reward_needs_a_positive_slack(make_env):
+    with pytest.raises(ValueError, match="slack: expected a number > 0"):
+        ExpectedRewardPolicy(make_env(), seed=0, slack=0.0)
