@@ -24,6 +24,7 @@ from gymnasium.utils.env_checker import check_env, data_equivalence
 
 import mtenv
 from mtenv.core.traces import load_counts_csv, load_timestamps_csv
+from mtenv.envs.observation import ObservationLayout
 from mtenv.envs.task_allocation import TaskAllocationEnv
 from mtenv.io.scenario_files import load_scenario
 
@@ -380,8 +381,6 @@ def test_feature_names_describe_the_observation(make_env):
 def test_the_observation_carries_the_catalog_for_the_task_being_decided(scenario):
     """What the card-based heuristics read is in the observation: each plan's card accuracy for
     this task's type and level, each action's cost penalty, and the weight loading it waits for."""
-    from mtenv.envs.observation import ObservationLayout
-
     env = TaskAllocationEnv(scenario, inference="memoized", episode_tasks=40)
     layout, catalog, sim = ObservationLayout.of(env), env.catalog, env.sim
     max_priority = sim.generator.priority_weights.max()
@@ -519,8 +518,6 @@ def test_load_features_read_the_episode_so_far_when_it_is_shorter_than_their_win
     fraction since time 0 and the arrival rate is the episode's arrivals so far per second (one
     pseudo-arrival at the mean rate standing for the time before it), ÷ the mean rate: a short
     episode is not read as an idle cluster at its starting rate."""
-    from mtenv.envs.observation import ObservationLayout
-
     env = TaskAllocationEnv(_long_window("quickstart"), inference="memoized", load_scale=2.0)
     layout = ObservationLayout.of(env)
     mean_rate = env.sim.generator.arrivals.mean_rate
@@ -540,8 +537,6 @@ def test_load_features_read_the_episode_so_far_when_it_is_shorter_than_their_win
 def test_the_arrival_rate_feature_tells_the_loads_apart_on_the_default_window():
     """quickstart's episode (about 0.25 s) is shorter than its 1 s window, yet the feature's
     median doubles with the load."""
-
-    from mtenv.envs.observation import ObservationLayout
 
     def median_rate(load_scale: float) -> float:
         env = TaskAllocationEnv("quickstart", inference="memoized", load_scale=load_scale)
