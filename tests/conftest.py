@@ -33,6 +33,16 @@ BASE_SCENARIO: dict[str, Any] = {
 }
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (long studies) run only when asked for, with ``-m slow``."""
+    if "slow" in config.getoption("markexpr"):
+        return
+    skip = pytest.mark.skip(reason="a long study; run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def registered_kwargs(env_id: str) -> dict[str, Any]:
     """What ``gym.make(env_id)`` needs besides the id: the any-scenario id requires a scenario
     (quickstart here); the per-scenario ids need nothing."""

@@ -5,7 +5,9 @@ found, as a :class:`ScenarioError` and never as any other exception."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mtenv.agents.policies import BASELINES
 from mtenv.core.schema import Scenario, ScenarioError
 from mtenv.io.scenario_files import (
     load_scenario,
@@ -52,6 +55,56 @@ def test_quickstart_is_shipped() -> None:
     assert "quickstart" in SHIPPED
     assert SHIPPED["quickstart"].name == "quickstart.yaml"
     assert SHIPPED["quickstart"].is_file()
+
+
+HEADROOM_LINE = re.compile(
+    r"# Headroom \(benchmarks/headroom\.py, (?P<seeds>\d+) seeds × (?P<episodes>\d+) episodes\): "
+    r"oracle (?P<oracle>-?[\d.]+) vs (?P<best>[\w-]+) (?P<best_mean>-?[\d.]+),\n"
+    r"# \+(?P<headroom>[\d.]+) ± (?P<half_width>[\d.]+) \(95 % CI over seeds\), "
+    r"(?P<pct>[\d.]+) % of the best baseline's return\."
+)
+"""The two header lines in which a shipped scenario states its headroom (oracle − best baseline),
+as ``benchmarks/headroom.py`` prints it."""
+
+
+def stated_headroom(name: str) -> dict[str, str]:
+    found = HEADROOM_LINE.search(SHIPPED[name].read_text(encoding="utf-8"))
+    assert found, f"{name}.yaml states no headroom in its header (benchmarks/headroom.py)"
+    return found.groupdict()
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_shipped_scenario_states_room_to_learn(name: str) -> None:
+    """The scenario design asks for a headroom whose 95 % interval excludes 0 and which is at
+    least 5 % of the best baseline's return."""
+    stated = stated_headroom(name)
+    headroom, best_mean = float(stated["headroom"]), float(stated["best_mean"])
+    assert stated["best"] in BASELINES
+    assert float(stated["half_width"]) < headroom
+    assert float(stated["pct"]) >= 5.0
+    assert float(stated["oracle"]) - best_mean == pytest.approx(headroom, abs=0.11)
+    assert 100 * headroom / abs(best_mean) == pytest.approx(float(stated["pct"]), abs=0.06)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_stated_headroom_is_what_benchmarks_headroom_measures(name: str) -> None:
+    """Each header's figures, measured again (every baseline and the oracle; large_cluster
+    takes minutes). Memoized answers follow the CPU's kernels, so figures may move by a hair on
+    another CPU."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "headroom.py"
+    spec = importlib.util.spec_from_file_location("headroom_script", script)
+    assert spec is not None and spec.loader is not None
+    headroom_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(headroom_script)
+    stated = stated_headroom(name)
+    seeds, episodes = int(stated["seeds"]), int(stated["episodes"])
+    policies = [*BASELINES, headroom_script.ORACLE]
+    returns = {p: headroom_script.per_seed_returns(name, p, seeds, episodes) for p in policies}
+    measured = headroom_script.headroom(returns)
+    assert measured["passes"]
+    assert measured["best_baseline"] == stated["best"]
+    assert measured["headroom"]["mean"] == pytest.approx(float(stated["headroom"]), abs=0.5)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

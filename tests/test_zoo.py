@@ -88,11 +88,6 @@ SERVES = {
 """What each zoo model serves (the specification ModelStats.task_types must meet)."""
 
 
-def _needs_slow(request) -> None:
-    if "slow" not in request.config.getoption("markexpr"):
-        pytest.skip("long training; run with -m slow")
-
-
 @pytest.fixture(scope="module")
 def card() -> dict:
     """The card recomputed from the shipped weights (computed once for the module)."""
@@ -431,8 +426,7 @@ def test_distillation_training_is_deterministic_and_follows_the_teacher() -> Non
 @pytest.mark.parametrize(
     "name", ["cnn_small", "cnn_wide", "mlp_kd", "mlp_mse", "loc_cnn", "multitask", "cnn_deep"]
 )
-def test_retraining_meets_the_card_accuracy(name: str, card: dict, request) -> None:
-    _needs_slow(request)
+def test_retraining_meets_the_card_accuracy(name: str, card: dict) -> None:
     model = train_model(name)
     assert _retrained_accuracy_gap(name, model, card) <= ACCURACY_ATOL["slow"]
 

@@ -609,11 +609,9 @@ def test_triage_card_matches_its_readme(triage) -> None:
 
 
 @pytest.mark.slow
-def test_triage_weights_retrain_byte_identical(tmp_path: Path, triage, request) -> None:
+def test_triage_weights_retrain_byte_identical(tmp_path: Path, triage) -> None:
     # Training's floating point follows the CPU's kernels: bytes match on the machine that
-    # made the weights, so this is opt-in.
-    if "slow" not in request.config.getoption("markexpr"):
-        pytest.skip("retrains the triage models; run with -m slow")
+    # made the weights, so this is opt-in (-m slow).
     subprocess.run(
         [sys.executable, "-m", "mtenv_triage.train", "--out", str(tmp_path)],
         check=True,
