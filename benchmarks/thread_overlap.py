@@ -5,8 +5,10 @@ Times the forward passes of one simulated vector step (``cnn_small``, ``cnn_wide
 while the main thread spends ``--busy-ms`` in pure Python, as a step loop does. If the two
 overlapped, the worker would finish in about its solo time and the pair in about
 ``--busy-ms``; if the worker needs the interpreter lock between its torch kernels, it finishes
-only after the main thread's Python stops. Both are measured with Python's default switch
-interval (5 ms) and with 0.2 ms. Medians of ``--repeats`` rounds.
+only after the main thread's Python stops. Measured with Python's default switch interval
+(5 ms) and with 0.2 ms, then (at 5 ms) with the four models traced and frozen as one
+TorchScript module (``torch.jit.trace``), so that the worker enters the interpreter lock once
+to start the passes and once to return. Medians of ``--repeats`` rounds.
 
     python benchmarks/thread_overlap.py
 """
@@ -18,8 +20,10 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from mtenv.core.inference import InferenceEngine
 
@@ -31,6 +35,31 @@ def forward_passes(engine: InferenceEngine, ids: np.ndarray) -> None:
         engine.probabilities(model, ids, "classify")
 
 
+class _AllModels(torch.nn.Module):
+    """The four models' class probabilities on one batch, as one module to trace."""
+
+    def __init__(self, models: list[torch.nn.Module]):
+        super().__init__()
+        self.members = torch.nn.ModuleList(models)
+
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.softmax(m(batch), dim=1) for m in self.members)
+
+
+def fused_forward_passes(engine: InferenceEngine, ids: np.ndarray) -> Callable[[], None]:
+    """The same passes as one call into a frozen TorchScript module."""
+    batch = engine._inputs["classify"][torch.from_numpy(ids)]
+    with torch.inference_mode():
+        module = _AllModels([engine.models[m] for m in MODELS]).eval()
+        traced = torch.jit.freeze(torch.jit.trace(module, batch))
+
+    def run() -> None:
+        with torch.inference_mode():
+            traced(batch)
+
+    return run
+
+
 def busy_python(seconds: float) -> int:
     """Pure-Python work for ``seconds`` (holds the interpreter lock, as the event loop does)."""
     start, total = time.perf_counter(), 0
@@ -40,17 +69,17 @@ def busy_python(seconds: float) -> int:
     return total
 
 
-def one_round(engine: InferenceEngine, ids: np.ndarray, busy_s: float) -> tuple[float, ...]:
+def one_round(passes: Callable[[], None], busy_s: float) -> tuple[float, ...]:
     """Seconds: the forward passes alone; in a worker thread beside ``busy_s`` of Python; the
     pair together."""
     start = time.perf_counter()
-    forward_passes(engine, ids)
+    passes()
     solo = time.perf_counter() - start
     worker: dict[str, float] = {}
 
     def work() -> None:
         began = time.perf_counter()
-        forward_passes(engine, ids)
+        passes()
         worker["s"] = time.perf_counter() - began
 
     thread = threading.Thread(target=work)
@@ -68,16 +97,23 @@ def main() -> None:
     args = parser.parse_args()
     engine = InferenceEngine(list(MODELS), ["classify"], mode="live")
     ids = np.arange(16)
-    for _ in range(20):
-        forward_passes(engine, ids)  # warm up
-    for interval in (sys.getswitchinterval(), 0.0002):
+    eager = lambda: forward_passes(engine, ids)  # noqa: E731
+    default = sys.getswitchinterval()
+    cases = [
+        ("eager", eager, default),
+        ("eager", eager, 0.0002),
+        ("one TorchScript call", fused_forward_passes(engine, ids), default),
+    ]
+    for name, passes, interval in cases:
+        for _ in range(20):
+            passes()  # warm up
         sys.setswitchinterval(interval)
-        rounds = [one_round(engine, ids, args.busy_ms / 1000) for _ in range(args.repeats)]
+        rounds = [one_round(passes, args.busy_ms / 1000) for _ in range(args.repeats)]
         solo, threaded, pair = (1000 * statistics.median(r[i] for r in rounds) for i in range(3))
         print(
-            f"switch interval {1000 * interval:.1f} ms: forward passes alone {solo:.2f} ms; "
-            f"in a thread beside {args.busy_ms:.0f} ms of Python {threaded:.2f} ms; "
-            f"the pair {pair:.2f} ms (no overlap: {args.busy_ms + solo:.2f})"
+            f"{name}, switch interval {1000 * interval:.1f} ms: forward passes alone "
+            f"{solo:.2f} ms; in a thread beside {args.busy_ms:.0f} ms of Python {threaded:.2f} "
+            f"ms; the pair {pair:.2f} ms (no overlap: {args.busy_ms + solo:.2f})"
         )
 
 
