@@ -410,8 +410,7 @@ class Reference:
         self.reject = c.reject_action
         self.est = {a: value[f"est:{env.action_labels[a]}"] for a in self.valid}
         self.wait = [value[f"{dev}.wait"] for dev in c.device_names]
-        top_priority = max(p.weight for p in env.scenario.workload.priorities)
-        self.priority = value["task.priority"] * top_priority
+        self.priority = value["task.priority"] * env.scenario.workload.max_priority
         self.weights = env.scenario.reward
         self.resident = {
             a: all(

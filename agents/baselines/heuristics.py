@@ -288,7 +288,7 @@ class ExpectedRewardPolicy(CatalogPolicy):
         self.slack = slack
         scenario = env.unwrapped.scenario  # type: ignore[union-attr]
         self.weights = scenario.reward
-        self.max_priority = max(p.weight for p in scenario.workload.priorities)
+        self.max_priority = scenario.workload.max_priority
 
     def values(self, observation: np.ndarray, s: Situation) -> np.ndarray:
         """``[n_plans, n_devices]`` each action's expected reward (``-inf`` where invalid)."""

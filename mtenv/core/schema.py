@@ -231,6 +231,12 @@ class WorkloadConfig(_Strict):
         )
     )
 
+    @property
+    def max_priority(self) -> float:
+        """The largest priority weight: the observation's ``task.priority`` is a task's weight
+        divided by it."""
+        return max(p.weight for p in self.priorities)
+
     def level_weights(self, n_levels: int) -> list[float]:
         """Unnormalised probability of each of a zoo's ``n_levels`` difficulty levels."""
         if not self.difficulty:

@@ -239,7 +239,7 @@ class ObservationWriter:
         self.tau = scenario.observation.ewma_tau_s
         entries = scenario.device_entries()
         self._inv_max_batch = 1.0 / np.array([e.max_batch for e in entries], dtype=float)
-        self._max_priority = float(sim.generator.priority_weights.max())
+        self._max_priority = scenario.workload.max_priority
         self._mean_rate = sim.generator.arrivals.mean_rate
         self._type_onehot = np.eye(len(layout.type_at))
         # the card's accuracy per [task type, level, plan]; 0 where a plan does not serve the type

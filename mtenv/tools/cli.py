@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--policy",
         default="random",
-        help=_POLICY_HELP,
+        help=_policy_help(),
     )
     run.add_argument("--episodes", type=positive_int, default=3)
     run.add_argument("--seed", type=non_negative_int, default=0)
@@ -160,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--policy",
         default="random",
-        help=_POLICY_HELP,
+        help=_policy_help(),
     )
     render.add_argument("--out", default=None, help="video file to write (.gif or .mp4)")
     render.add_argument("--show", action="store_true", help="open a window instead of recording")
@@ -315,11 +315,14 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
     return EXIT_BAD_INPUT
 
 
-_POLICY_HELP = (
-    "a baseline (random, round-robin, least-loaded, fastest, most-accurate, infaas, cascade, "
-    "expected-reward, eps-greedy, ucb1, exp3), oracle (a clairvoyant upper bound, not a "
-    "policy), or a run folder written by `mtenv train`"
-)
+def _policy_help() -> str:
+    """``--policy``'s help: the registered baselines, the oracle, a run folder."""
+    from mtenv.agents.policies import BASELINES
+
+    return (
+        f"a baseline ({', '.join(BASELINES)}), oracle (a clairvoyant upper bound, not a "
+        "policy), or a run folder written by `mtenv train`"
+    )
 
 
 if __name__ == "__main__":
