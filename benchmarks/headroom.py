@@ -45,6 +45,18 @@ MIN_RELATIVE = 0.05
 |return|."""
 
 
+def chosen_scenarios(option: str | None, program: str) -> list[str] | None:
+    """The shipped scenarios a comma-separated ``--scenarios`` names (all when ``None``);
+    ``None``, after a message on stderr, when it names one that is not shipped."""
+    shipped = shipped_scenarios()
+    scenarios = option.split(",") if option else list(shipped)
+    unknown = sorted(set(scenarios) - set(shipped))
+    if unknown:
+        print(f"{program}: --scenarios: unknown {', '.join(unknown)}", file=sys.stderr)
+        return None
+    return scenarios
+
+
 def per_seed_returns(scenario: str, policy: str, seeds: int, episodes: int) -> list[float]:
     """Mean episode return of ``policy`` on ``scenario`` for each evaluation seed."""
     env = TaskAllocationEnv(scenario=scenario, inference="memoized")
@@ -97,10 +109,8 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(1)
-    scenarios = args.scenarios.split(",") if args.scenarios else list(shipped_scenarios())
-    unknown = sorted(set(scenarios) - set(shipped_scenarios()))
-    if unknown:
-        print(f"headroom: --scenarios: unknown {', '.join(unknown)}", file=sys.stderr)
+    scenarios = chosen_scenarios(args.scenarios, "headroom")
+    if scenarios is None:
         return 2
     results: dict[str, dict[str, Any]] = {}
     for scenario in scenarios:

@@ -49,11 +49,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from headroom import EVAL_SEED, ORACLE, per_seed_returns
+from headroom import EVAL_SEED, ORACLE, chosen_scenarios, per_seed_returns
 
 from mtenv.agents.baselines.heuristics import ExpectedRewardPolicy, Situation
 from mtenv.envs.task_allocation import TaskAllocationEnv
-from mtenv.io.scenario_files import shipped_scenarios
 from mtenv.tools.bench.stats import headroom_closed, paired_difference
 from mtenv.tools.evaluation import evaluate_policy
 
@@ -224,10 +223,8 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(1)
-    scenarios = args.scenarios.split(",") if args.scenarios else list(shipped_scenarios())
-    unknown = sorted(set(scenarios) - set(shipped_scenarios()))
-    if unknown:
-        print(f"input_router: --scenarios: unknown {', '.join(unknown)}", file=sys.stderr)
+    scenarios = chosen_scenarios(args.scenarios, "input_router")
+    if scenarios is None:
         return 2
     results = {}
     for scenario in scenarios:
