@@ -22,17 +22,9 @@ from mtenv.core.limits import MIN_ARRIVALS_PER_CYCLE
 # renewal processes
 
 
-class PoissonArrivals(ArrivalProcess):
-    """Homogeneous Poisson arrivals: independent exponential gaps with mean ``1/rate``.
-
-    The memoryless baseline of queueing theory (M/·/· queues): counts in any window of length
-    ``w`` are Poisson(``rate·w``), so their variance equals their mean.
-
-    Args:
-        rate: arrivals per second, finite and > 0.
-    """
-
-    _PARAMS = ("rate",)
+class _RenewalArrivals(ArrivalProcess):
+    """Arrivals separated by independent, identically distributed gaps of mean ``1/rate``
+    (drawn a block at a time by :meth:`_gaps`), the first one gap after time 0."""
 
     def __init__(self, rate: float) -> None:
         super().__init__()
@@ -46,14 +38,36 @@ class PoissonArrivals(ArrivalProcess):
     def _restart(self, rng: np.random.Generator) -> None:
         self._t = 0.0
 
+    def _gaps(self, rng: np.random.Generator) -> np.ndarray:
+        """The next ``BLOCK`` gaps (s)."""
+        raise NotImplementedError
+
     def _generate(self, rng: np.random.Generator) -> np.ndarray:
-        t = self._t + np.cumsum(rng.exponential(1.0 / self.rate, BLOCK))
-        t = strictly_after(t, self._t)
+        t = strictly_after(self._t + np.cumsum(self._gaps(rng)), self._t)
         self._t = float(t[-1])
         return t
 
 
-class GammaArrivals(ArrivalProcess):
+class PoissonArrivals(_RenewalArrivals):
+    """Homogeneous Poisson arrivals: independent exponential gaps with mean ``1/rate``.
+
+    The memoryless baseline of queueing theory (M/·/· queues): counts in any window of length
+    ``w`` are Poisson(``rate·w``), so their variance equals their mean.
+
+    Args:
+        rate: arrivals per second, finite and > 0.
+    """
+
+    _PARAMS = ("rate",)
+
+    def __init__(self, rate: float) -> None:
+        super().__init__(rate)
+
+    def _gaps(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.exponential(1.0 / self.rate, BLOCK)
+
+
+class GammaArrivals(_RenewalArrivals):
     """Renewal process with Gamma gaps of mean ``1/rate`` and coefficient of variation ``cv``.
 
     Gap ``X ~ Gamma(k, θ)`` with shape ``k = 1/cv²`` and scale ``θ = cv²/rate``, so
@@ -73,25 +87,13 @@ class GammaArrivals(ArrivalProcess):
     _PARAMS = ("rate", "cv")
 
     def __init__(self, rate: float, cv: float) -> None:
-        super().__init__()
-        self.rate = positive("rate", rate)
+        super().__init__(rate)
         self.cv = positive("cv", cv)
         self.shape = 1.0 / self.cv**2
         self.scale = self.cv**2 / self.rate
-        self._t = 0.0
 
-    @property
-    def mean_rate(self) -> float:
-        return self.rate
-
-    def _restart(self, rng: np.random.Generator) -> None:
-        self._t = 0.0
-
-    def _generate(self, rng: np.random.Generator) -> np.ndarray:
-        t = self._t + np.cumsum(rng.gamma(self.shape, self.scale, BLOCK))
-        t = strictly_after(t, self._t)
-        self._t = float(t[-1])
-        return t
+    def _gaps(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.gamma(self.shape, self.scale, BLOCK)
 
 
 # --------------------------------------------------------------------------------------------
