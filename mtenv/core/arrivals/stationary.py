@@ -60,9 +60,6 @@ class PoissonArrivals(_RenewalArrivals):
 
     _PARAMS = ("rate",)
 
-    def __init__(self, rate: float) -> None:
-        super().__init__(rate)
-
     def _gaps(self, rng: np.random.Generator) -> np.ndarray:
         return rng.exponential(1.0 / self.rate, BLOCK)
 
