@@ -168,7 +168,7 @@ def study(
     """The router, its AUC against the card's, and the three policies' per-seed returns."""
     env = TaskAllocationEnv(scenario=scenario, inference="memoized")
     try:
-        n_levels = env.catalog.accuracy.shape[2]
+        n_levels = env.catalog.n_levels
         chance, auc_router, auc_card = {}, [], []
         for t, name in enumerate(env.sim.task_types):
             pool = env.engine.pools[name]
