@@ -364,26 +364,3 @@ def test_simulator_catalog_and_card_serve_the_same_outputs_identically(monkeypat
             nan_rows = np.isnan(memo[(get_zoo(), "linear", "classify", "serving", "cpu")][:, 0])
             assert nan_rows.any() and not flagged[nan_rows].any()
             assert flagged.any() and card[plan.name]["escalation_rate"] > 0
-
-
-def test_the_engine_runs_convolutions_channels_last_with_the_same_answers():
-    """On the CPU the engine lays image inputs and convolution weights out channels-last (its
-    faster order for oneDNN); the answers stay those of the zoo's model as stored."""
-    from mtenv.core.inference import InferenceEngine
-    from mtenv.zoo import get_zoo, pool_for
-
-    engine = InferenceEngine(["linear", "cnn_wide"], ["classify"], mode="live")
-    assert engine._inputs["classify"].is_contiguous(memory_format=torch.channels_last)
-    convolutions = [
-        m for m in engine.models["cnn_wide"].modules() if isinstance(m, torch.nn.Conv2d)
-    ]
-    assert convolutions
-    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convolutions)
-    ids = np.arange(64)
-    for name in ("linear", "cnn_wide"):
-        laid_out = engine.probabilities(name, ids, "classify")
-        with torch.inference_mode():
-            logits = get_zoo().load(name)(pool_for("classify").inputs[:64])
-        stored = torch.softmax(logits, dim=1).numpy()
-        np.testing.assert_allclose(laid_out, stored, rtol=1e-4, atol=1e-6)
-        np.testing.assert_array_equal(laid_out.argmax(axis=1), stored.argmax(axis=1))

@@ -20,7 +20,7 @@ load time, and for a multi-task model prices the trunk and each head separately.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -199,12 +199,17 @@ class MultiTaskNet(nn.Module):
     def forward_heads(self, features: torch.Tensor, task_type: str) -> torch.Tensor:
         """Logits of head ``task_type`` on trunk ``features``."""
         if task_type not in self.heads:
-            raise ZooError(f"this MultiTaskNet has no {task_type!r} head: it has {self.task_types}")
+            raise no_such_head(task_type, self.task_types)
         return self.heads[task_type](features)
 
     def forward(self, x: torch.Tensor, task_type: str) -> torch.Tensor:
         """Logits for ``task_type``: ``forward_heads(trunk(x), task_type)``."""
         return self.forward_heads(self.trunk(x), task_type)
+
+
+def no_such_head(task_type: str, heads: Iterable[str]) -> ZooError:
+    """The error for a multi-task model asked for a task type it has no head for."""
+    return ZooError(f"this MultiTaskNet has no {task_type!r} head: it has {tuple(heads)}")
 
 
 def _same(x: torch.Tensor) -> torch.Tensor:
