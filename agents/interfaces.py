@@ -93,6 +93,10 @@ class TrainingCallback(Protocol):
     def on_checkpoint(self, step: int) -> None:
         """Everything up to env step ``step`` is safely on disk."""
 
+    def on_phase(self, text: str) -> None:
+        """A stage that takes no training steps of its own began (choosing a teacher, cloning
+        it); ``text`` says which, for a person watching."""
+
 
 @runtime_checkable
 class Learner(Policy, Protocol):

@@ -235,6 +235,10 @@ class _RunCallback:
         self.last_step = max(self.last_step, int(step))
         self.checkpointed(int(step))
 
+    def on_phase(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.say(text)
+
     def checkpointed(self, step: int) -> None:
         self.manifest["steps_done"] = step
         self.manifest["cpu_time_s"] = self._cpu_before + _cpu_seconds() - self._cpu0

@@ -14,7 +14,8 @@ _WIDTH = 24
 
 
 class ProgressBar:
-    """``ProgressBar(total, label).update(done, note)``; ``close()`` ends the line."""
+    """``ProgressBar(total, label).update(done, note)``; ``say(text)`` between updates;
+    ``close()`` ends the line."""
 
     def __init__(self, total: int, label: str, stream: TextIO | None = None):
         self.total = max(int(total), 1)
@@ -50,6 +51,17 @@ class ProgressBar:
             self._last_tenth = tenth
             self.stream.write(self._format(done, now, note) + "\n")
             self.stream.flush()
+
+    def say(self, text: str) -> None:
+        """Say what the job is doing between updates (a stage that makes no progress of its
+        own): on a terminal in place of the bar until the next update, elsewhere as a line."""
+        line = f"{self.label} · {text}"
+        if self.interactive:
+            self._line = line
+            self.stream.write("\r" + line.ljust(100))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
     def close(self) -> None:
         if self.interactive and self._line:

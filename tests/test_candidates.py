@@ -128,6 +128,8 @@ class Quiet:
 
     def on_checkpoint(self, step: int) -> None: ...
 
+    def on_phase(self, text: str) -> None: ...
+
 
 def test_fine_tuning_climbs_from_a_weaker_teacher_to_the_best_policy(tmp_path):
     config = scenario_config(tmp_path, CLEAR_WINNER)

@@ -77,6 +77,7 @@ class Recorder:
     def __init__(self, fail_at_checkpoint: int | None = None):
         self.episodes: list[tuple[int, float]] = []
         self.checkpoints: list[int] = []
+        self.phases: list[str] = []
         self.fail_at = fail_at_checkpoint
 
     def on_episode(self, step: int, episode_return: float) -> None:
@@ -86,6 +87,9 @@ class Recorder:
         self.checkpoints.append(step)
         if self.fail_at is not None and len(self.checkpoints) == self.fail_at:
             raise Killed(f"killed after the checkpoint at step {step}")
+
+    def on_phase(self, text: str) -> None:
+        self.phases.append(text)
 
 
 def scenario_config(folder: Path, changes: dict[str, Any]) -> EnvConfig:
@@ -456,6 +460,21 @@ def test_every_validation_replays_the_same_episodes(tmp_path):
     assert all(row == evaluations.returns[0] for row in evaluations.returns)
     assert evaluations.returns[0][0] != evaluations.returns[0][1]  # two different episodes
     assert agent.selected_step == 0  # ties go to the earliest
+    env.close()
+
+
+def test_training_says_when_it_chooses_and_clones_its_teacher(tmp_path):
+    config = scenario_config(tmp_path, CLEAR_WINNER)
+    env = config.make()
+    cloned = {"teacher": "auto", "demo_steps": 64, "dagger_rounds": 1, "clone_epochs": 1}
+    recorder = Recorder()
+    MaskablePPOAgent(env, **TINY_PPO, **cloned).learn(config, 128, 0, tmp_path / "run", recorder)
+    teacher = json.loads((tmp_path / "run" / "imitation.json").read_text())["teacher"]
+    assert recorder.phases == [
+        "choosing the teacher: the best heuristic at the scenario's load",
+        f"behaviour cloning {teacher}: round 1/2",
+        f"behaviour cloning {teacher}: round 2/2",
+    ]
     env.close()
 
 

@@ -95,6 +95,9 @@ class Recorder:
     def on_checkpoint(self, step: int) -> None:
         self.checkpoints.append(step)
 
+    def on_phase(self, text: str) -> None:
+        pass
+
 
 def greedy_actions(agent: TabularLearner, env: gym.Env, seed: int) -> list[int]:
     agent.reset(seed)

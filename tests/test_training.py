@@ -299,6 +299,21 @@ def test_progress_on_a_terminal_redraws_one_line() -> None:
     assert stream.text.count("\n") == 1
 
 
+def test_progress_says_what_a_stage_without_progress_is_doing() -> None:
+    from mtenv.progress import ProgressBar
+
+    log, terminal = _Stream(tty=False), _Stream(tty=True)
+    for stream in (log, terminal):
+        bar = ProgressBar(10, "train", stream)
+        bar.update(0)
+        bar.say("cloning: round 1/2")
+        bar.update(10)
+        bar.close()
+    assert log.text.splitlines()[1] == "train · cloning: round 1/2"
+    assert "\rtrain · cloning: round 1/2" in terminal.text
+    assert terminal.text.rsplit("\r", 1)[1].startswith("train [####")  # the bar draws over it
+
+
 def test_progress_eta_leaves_out_the_start_up(monkeypatch) -> None:
     from mtenv import progress
 

@@ -571,6 +571,9 @@ def test_maskable_ppo_trains_on_the_batched_env_with_decision_credit(tmp_path):
         def on_checkpoint(self, step: int) -> None:
             pass
 
+        def on_phase(self, text: str) -> None:
+            pass
+
     agent.learn(config, 128, seed=5, run_dir=tmp_path / "run", callback=Recorder())
     assert agent.model.num_timesteps == 128
     # Each env's rewards sit at the steps that decided the tasks (env k seeded with 5 + k).

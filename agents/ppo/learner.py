@@ -231,11 +231,11 @@ class SB3Learner:
             tensorboard = self._tensorboard_dir(run_dir)
             teachers = None
             if settings.teacher is not None:
-                teachers = self._teachers(env_config, loads, seed, run_dir)
+                teachers = self._teachers(env_config, loads, seed, run_dir, callback)
             if self.model is None:
                 self.model = self._build(envs, run_seed, tensorboard)
                 if teachers is not None:
-                    self._imitate(env_config, teachers, seed, run_dir)
+                    self._imitate(env_config, teachers, seed, run_dir, callback)
             else:
                 self.model.tensorboard_log = tensorboard
                 self.model.set_env(envs)
@@ -306,7 +306,12 @@ class SB3Learner:
     # --- starting from a heuristic ----------------------------------------------------------
 
     def _teachers(
-        self, env_config: EnvConfig, env_loads: list[float | None], seed: int, run_dir: Path
+        self,
+        env_config: EnvConfig,
+        env_loads: list[float | None],
+        seed: int,
+        run_dir: Path,
+        callback: TrainingCallback,
     ) -> Teachers:
         """The settings' teacher at every load, or with ``auto`` the best heuristic at each
         (:func:`~mtenv.agents.ppo.imitation.pick_teachers`). A resumed run reads the ones its
@@ -317,11 +322,21 @@ class SB3Learner:
         loads = teacher_loads(env_loads)
         if name != "auto":
             return Teachers.one(name, loads, own_load(env_config))
-        return _recorded_teachers(run_dir / "imitation.json", loads, env_config) or pick_teachers(
-            env_config, env_loads, 2, seed
-        )
+        recorded = _recorded_teachers(run_dir / "imitation.json", loads, env_config)
+        if recorded is not None:
+            return recorded
+        where = "the scenario's load" if len(loads) == 1 else f"each of {len(loads)} loads"
+        callback.on_phase(f"choosing the teacher: the best heuristic at {where}")
+        return pick_teachers(env_config, env_loads, 2, seed)
 
-    def _imitate(self, env_config: EnvConfig, teachers: Teachers, seed: int, run_dir: Path) -> None:
+    def _imitate(
+        self,
+        env_config: EnvConfig,
+        teachers: Teachers,
+        seed: int,
+        run_dir: Path,
+        callback: TrainingCallback,
+    ) -> None:
         """Behaviour cloning with DAgger rounds before PPO, the demonstrations collected at
         each load of ``teachers.demonstrating()``; writes ``run_dir/imitation.json``."""
         settings, policy = self.settings, self._trained().policy
@@ -341,9 +356,17 @@ class SB3Learner:
                 for i, (load, name) in enumerate(sites)
             ]
 
+        n_rounds = settings.dagger_rounds + 1
+        teacher = " and ".join(dict.fromkeys(name for _, name in sites))
+
+        def phase(k: int) -> None:
+            callback.on_phase(f"behaviour cloning {teacher}: round {k + 1}/{n_rounds}")
+
+        phase(0)
         demos = Demonstrations.concatenate(demonstrations(seed))
         rounds = [clone(policy, demos, settings.clone_epochs, seed)]
-        for k in range(1, settings.dagger_rounds + 1):
+        for k in range(1, n_rounds):
+            phase(k)
 
             def drive(obs: np.ndarray, mask: np.ndarray) -> int:
                 action, _ = policy.predict(obs, deterministic=True, **self._mask_kwargs(mask))
