@@ -1,13 +1,16 @@
-"""Would a compiled model make live inference cheaper? Eager against TorchScript and torch.compile.
+"""What makes live inference cheaper? The zoo's models called as modules, as plain torch calls,
+TorchScript-frozen and compiled.
 
 Live inference costs what the zoo's forward passes cost (``mtenv perf`` rows 2 and 4). This
-times each model as the engine runs it (``InferenceEngine``: one intra-op thread, channels-last
-on the CPU, under ``torch.inference_mode()``) against the same module traced, frozen and
-optimised for inference by TorchScript (``torch.jit.trace`` → ``freeze`` →
-``optimize_for_inference``) and compiled by ``torch.compile`` (inductor, static shapes), on
-the same 200 random batches of the serving pool per batch size. Each figure is the median of
-``--repeats`` passes over those batches, the variants' passes interleaved. A variant whose
-argmax differs from eager's on any batch (the answers the simulator reads) is marked.
+times each model, set up as the engine sets it up (``InferenceEngine``: one intra-op thread,
+channels-last on the CPU, under ``torch.inference_mode()``), four ways: called as a module
+(``eager``: ``nn.Module.__call__`` at every layer), as the plain torch calls the engine runs
+(``plain``: :func:`~mtenv.core.inference.plain_forward`), traced, frozen and optimised for
+inference by TorchScript (``torch.jit.trace`` → ``freeze`` → ``optimize_for_inference``), and
+compiled by ``torch.compile`` (inductor, static shapes), on the same 200 random batches of the
+serving pool per batch size. Each figure is the median of ``--repeats`` passes over those
+batches, the variants' passes interleaved. A variant whose argmax differs from eager's on any
+batch (the answers the simulator reads) is marked.
 
     python benchmarks/compiled_forward.py                      # cnn_small and cnn_wide
     python benchmarks/compiled_forward.py --models cnn_wide --batches 16 --no-compile
@@ -27,7 +30,7 @@ from collections.abc import Callable
 
 import torch
 
-from mtenv.core.inference import InferenceEngine
+from mtenv.core.inference import InferenceEngine, plain_forward
 
 BATCHES_PER_SIZE = 200
 
@@ -40,8 +43,8 @@ def per_batch_us(forward: Callable[[torch.Tensor], torch.Tensor], batches: list)
 
 
 def variants(net: torch.nn.Module, example: torch.Tensor, compile_too: bool) -> dict:
-    """The eager module and its compiled forms, each a callable on a batch."""
-    out: dict[str, Callable] = {"eager": net}
+    """The eager module, its plain calls and its compiled forms, each a callable on a batch."""
+    out: dict[str, Callable] = {"eager": net, "plain": plain_forward(net)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.freeze(torch.jit.trace(net, example, check_trace=False))
@@ -77,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     engine = InferenceEngine(models, ["classify"], mode="live")  # one thread, channels-last
     inputs = engine._inputs["classify"]
     generator = torch.Generator().manual_seed(args.seed)
-    print("| model | batch | eager µs | TorchScript µs (÷ eager) | torch.compile µs (÷ eager) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print(
+        "| model | batch | eager µs | plain calls µs (÷ eager) | TorchScript µs (÷ eager) "
+        "| torch.compile µs (÷ eager) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name in models:
         net = engine.models[name].eval()
         for size in (int(b) for b in args.batches.split(",")):
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 times, same = time_variants(forms, batches, args.repeats)
             eager = times.pop("eager")
             cells = [f"{eager:.0f}"]
-            for v in ("torchscript", "compile"):
+            for v in ("plain", "torchscript", "compile"):
                 mark = "" if same.get(v, True) else ", answers differ"
                 cells.append(
                     f"{times[v]:.0f} ({times[v] / eager:.2f}{mark})" if v in times else "–"
