@@ -191,6 +191,17 @@ def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) ->
     assert "zoo" in out
 
 
+def test_every_example_in_the_help_is_a_valid_command_line() -> None:
+    from mtenv.tools.cli import _EXAMPLES, _parser
+
+    examples = [line.strip().split("  ")[0].split() for line in _EXAMPLES.splitlines()[1:] if line]
+    examples = [words[1:] for words in examples if words[0] == "mtenv"]
+    assert len(examples) == 6
+    parser = _parser()
+    for words in examples:
+        assert callable(parser.parse_args(words).handler), words
+
+
 # --- zoo card --------------------------------------------------------------------------------
 
 

@@ -96,8 +96,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+_EXAMPLES = """examples:
+  mtenv scenarios list
+  mtenv run --scenario quickstart --policy expected-reward --episodes 3
+  mtenv train --scenario quickstart --agent maskable-ppo --seed 0 --out runs/ppo
+  mtenv eval runs/ppo --episodes 5        the agent beside every baseline and the oracle
+  mtenv bench --scenarios quickstart --policies all --seeds 5 --out sweep
+  mtenv render --scenario quickstart --policy least-loaded --out quickstart.gif
+
+`mtenv COMMAND --help` describes a command."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtenv", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="mtenv",
+        description="Allocate a stream of AI inference tasks to models on GPUs: run policies on "
+        "scenarios, train agents, compare them with the baselines, render, measure speed.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(title="commands")
 
     run = commands.add_parser("run", help="run a policy on a scenario and print its metrics")
