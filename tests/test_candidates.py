@@ -196,7 +196,7 @@ def test_cloning_learns_each_loads_teacher_at_its_load(tmp_path):
     )
     agent.model = agent._build(DummyVecEnv([config.make]), seed=0, tensorboard=None)
     teachers = Teachers((None, 256.0), ("infaas", "fastest"), own_load=1.0)
-    agent._imitate(config, teachers, seed=0, run_dir=tmp_path)
+    agent._imitate(config, teachers, seed=0, run_dir=tmp_path, callback=Quiet())
     policy = agent.model.policy
     # (a clone of INFaaS alone agrees with `fastest` on none of the states at 256 times the load)
     for load, name in teachers.demonstrating():
@@ -258,9 +258,13 @@ def test_a_resumed_run_keeps_the_teachers_its_cloning_chose(tmp_path, monkeypatc
         "teachers": [[None, "infaas"], [0.5, "infaas"], [2.0, "fastest"]],
     }
     record.write_text(json.dumps({**chosen, "own_load": 1.0}))
-    assert agent._teachers(config, loads, 0, run_dir).names == ("infaas", "infaas", "fastest")
+    assert agent._teachers(config, loads, 0, run_dir, Quiet()).names == (
+        "infaas",
+        "infaas",
+        "fastest",
+    )
     record.write_text('{"teacher": "most-accurate"}')  # a run of an older mtenv: one teacher
-    assert agent._teachers(config, loads, 0, run_dir).names == ("most-accurate",) * 3
+    assert agent._teachers(config, loads, 0, run_dir, Quiet()).names == ("most-accurate",) * 3
     picked = Teachers.one("fastest", (None, 0.5, 2.0), 1.0)
     monkeypatch.setattr(learner, "pick_teachers", lambda *args: picked)
     for broken in (
@@ -270,4 +274,4 @@ def test_a_resumed_run_keeps_the_teachers_its_cloning_chose(tmp_path, monkeypatc
         json.dumps({**chosen, "teachers": "infaas"}),
     ):
         record.write_text(broken)
-        assert agent._teachers(config, loads, 0, run_dir) == picked, broken
+        assert agent._teachers(config, loads, 0, run_dir, Quiet()) == picked, broken
