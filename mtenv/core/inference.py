@@ -99,8 +99,9 @@ def plain_forward(module: nn.Module) -> ForwardFn:
 
     Calling a module goes through ``nn.Module.__call__`` (hook checks, then ``forward``) once per
     layer. On the zoo's small models at batch 1 that dispatch costs about as much as the
-    arithmetic: one thread, AVX2, a pass of ``cnn_small`` takes 159 µs through its modules and
-    92 µs as plain calls, ``mlp`` 28 and 11 µs. So a ``Sequential`` becomes the list of its
+    arithmetic: one thread, AVX2, a pass of ``cnn_small`` took 134 µs through its modules and
+    71 µs as plain calls, ``mlp`` 35 and 14 µs (``benchmarks/compiled_forward.py``, which
+    compares them at other batch sizes too). So a ``Sequential`` becomes the list of its
     layers' calls, and ``Conv2d`` (zero padding), ``Linear``, ``ReLU``, ``MaxPool2d`` and
     ``Flatten`` the torch function their ``forward`` calls, on the same weights. Any other module
     runs its own ``forward``. A module with hooks of its own is called as usual, so its hooks
