@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from mtenv.core.inference import InferenceEngine, plain_forward
+from mtenv.core.inference import InferenceEngine, _ModelForward, plain_forward
 from mtenv.zoo import MODEL_NAMES, get_zoo, pool_for
 from mtenv.zoo.models import MultiTaskNet
 
@@ -67,6 +67,28 @@ def test_plain_forward_runs_hooks_where_they_are_registered() -> None:
 
     stack.register_forward_hook(lambda module, inputs, out: out * 0.0)
     assert torch.count_nonzero(plain_forward(stack)(x)) == 0
+
+
+def test_a_subclass_of_a_layer_it_knows_runs_its_own_forward() -> None:
+    class Doubled(nn.Sequential):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2.0 * super().forward(x)
+
+    torch.manual_seed(0)
+    stack, x = Doubled(nn.Linear(4, 3), nn.ReLU()), torch.randn(5, 4)
+    np.testing.assert_array_equal(plain_forward(stack)(x).detach(), stack(x).detach())
+
+    class DoubledHeads(MultiTaskNet):
+        def forward_heads(self, features: torch.Tensor, task_type: str) -> torch.Tensor:
+            return 2.0 * super().forward_heads(features, task_type)
+
+    multitask = get_zoo().load("multitask")
+    doubled = DoubledHeads(multitask.backbone, dict(multitask.heads), multitask.prepare)
+    with torch.inference_mode():
+        canvases = pool_for("localize").inputs[:4]
+        np.testing.assert_array_equal(
+            _ModelForward.of(doubled).logits(canvases, "localize"), doubled(canvases, "localize")
+        )
 
 
 def test_layers_it_does_not_know_run_their_own_forward() -> None:

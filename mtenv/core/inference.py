@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
@@ -103,13 +104,15 @@ def plain_forward(module: nn.Module) -> ForwardFn:
     71 µs as plain calls, ``mlp`` 35 and 14 µs (``benchmarks/compiled_forward.py``, which
     compares them at other batch sizes too). So a ``Sequential`` becomes the list of its
     layers' calls, and ``Conv2d`` (zero padding), ``Linear``, ``ReLU``, ``MaxPool2d`` and
-    ``Flatten`` the torch function their ``forward`` calls, on the same weights. Any other module
-    runs its own ``forward``. A module with hooks of its own is called as usual, so its hooks
-    (and its children's) run; hooks registered globally, for every module, are not run.
+    ``Flatten`` the torch function their ``forward`` calls, on the same weights. Any other
+    module, a subclass of those included, runs its own ``forward``. A module with hooks of its
+    own is called as usual, so its hooks (and its children's) run; hooks registered globally,
+    for every module, are not run.
     """
     if _has_hooks(module):
         return module
-    if isinstance(module, nn.Sequential):
+    kind = type(module)
+    if kind is nn.Sequential:
         layers = tuple(plain_forward(layer) for layer in module)
 
         def run(x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +121,6 @@ def plain_forward(module: nn.Module) -> ForwardFn:
             return x
 
         return run
-    kind = type(module)
     if kind is nn.Conv2d and module.padding_mode == "zeros":
         conv = (module.weight, module.bias, module.stride, module.padding)
         dilation, groups = module.dilation, module.groups
@@ -138,6 +140,10 @@ def plain_forward(module: nn.Module) -> ForwardFn:
     return module.forward
 
 
+def _head_of(net: MultiTaskNet, task_type: str, features: torch.Tensor) -> torch.Tensor:
+    return net.forward_heads(features, task_type)
+
+
 @dataclass(frozen=True)
 class _ModelForward:
     """How the engine runs one model: ``trunk`` on the inputs, then for a multi-task model the
@@ -150,9 +156,11 @@ class _ModelForward:
     def of(cls, net: nn.Module) -> _ModelForward:
         """``net`` as plain calls (:func:`plain_forward`); a :class:`MultiTaskNet` as its
         ``prepare``, backbone and heads (hooks on the ``MultiTaskNet`` object itself are not run,
-        on its parts they are)."""
+        on its parts they are), a subclass of it as its own ``trunk`` and ``forward_heads``."""
         if not isinstance(net, MultiTaskNet):
             return cls(plain_forward(net))
+        if type(net) is not MultiTaskNet:
+            return cls(net.trunk, {t: partial(_head_of, net, t) for t in net.task_types})
         backbone, prepare = plain_forward(net.backbone), net.prepare
         heads = {task_type: plain_forward(head) for task_type, head in net.heads.items()}
         return cls(lambda x: backbone(prepare(x)), heads)
