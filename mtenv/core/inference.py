@@ -147,10 +147,13 @@ def _head_of(net: MultiTaskNet, task_type: str, features: torch.Tensor) -> torch
 @dataclass(frozen=True)
 class _ModelForward:
     """How the engine runs one model: ``trunk`` on the inputs, then for a multi-task model the
-    head of the task type (``heads`` is ``None`` for single-task models)."""
+    head of the task type. A multi-task model's inputs of any type go through ``prepare`` first
+    (to the trunk's input shape), so that a batch mixing types can be stacked before the trunk
+    runs once; ``heads`` and ``prepare`` are ``None`` for single-task models."""
 
     trunk: ForwardFn
     heads: Mapping[str, ForwardFn] | None = None
+    prepare: ForwardFn | None = None
 
     @classmethod
     def of(cls, net: nn.Module) -> _ModelForward:
@@ -159,11 +162,11 @@ class _ModelForward:
         on its parts they are), a subclass of it as its own ``trunk`` and ``forward_heads``."""
         if not isinstance(net, MultiTaskNet):
             return cls(plain_forward(net))
-        if type(net) is not MultiTaskNet:
-            return cls(net.trunk, {t: partial(_head_of, net, t) for t in net.task_types})
-        backbone, prepare = plain_forward(net.backbone), net.prepare
+        if type(net) is not MultiTaskNet:  # its own trunk, which prepares again
+            heads = {t: partial(_head_of, net, t) for t in net.task_types}
+            return cls(net.trunk, heads, net.prepare)
         heads = {task_type: plain_forward(head) for task_type, head in net.heads.items()}
-        return cls(lambda x: backbone(prepare(x)), heads)
+        return cls(plain_forward(net.backbone), heads, net.prepare)
 
     def head(self, task_type: str) -> ForwardFn:
         """The head of ``task_type`` (a multi-task model only)."""
@@ -173,8 +176,9 @@ class _ModelForward:
         return self.heads[task_type]
 
     def logits(self, x: torch.Tensor, task_type: str) -> torch.Tensor:
-        features = self.trunk(x)
-        return features if self.heads is None else self.head(task_type)(features)
+        if self.prepare is None:  # a single-task model
+            return self.trunk(x)
+        return self.head(task_type)(self.trunk(self.prepare(x)))
 
 
 class InferenceEngine:
@@ -239,11 +243,12 @@ class InferenceEngine:
         of the batch, then each type's head on its own rows."""
         if self.mode == "memoized":
             return {t: self.pool_outputs(model, t)[ids] for t, ids in ids_by_type.items()}
-        net, run = self.models[model], self._runs[model]
+        run = self._runs[model]
+        assert run.prepare is not None, f"{model} is not a multi-task model"
         start = time.perf_counter()
         with torch.inference_mode():
             parts = [
-                net.prepare(self._inputs[t][torch.from_numpy(ids).to(self.device)])
+                run.prepare(self._inputs[t][torch.from_numpy(ids).to(self.device)])
                 for t, ids in ids_by_type.items()
             ]
             features = run.trunk(torch.cat(parts))
